@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+// Bandwidth of the block-wise quantizers against a device-to-device copy measured in the same run.
+// Bytes counted per call: input read + codes written + scales (+ zero points) written (quantize);
+// codes + scales read + output written (dequantize); dequantize_accumulate reads and writes the
+// fp32 accumulator; accumulate_requantize reads x and the codes+scales and writes codes+scales.
+// Timing: CUDA events around each call (manual time); the L2 is flushed before every call.
+// Counters: GB/s (decimal), frac_copy = GB/s / the copy's GB/s at the same input size.
+#include <agoq/agoq.cuh>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+bool has_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+//! Device scratch reused by every benchmark: input, outputs, a 256 MiB L2-flush buffer.
+struct arena {
+  void* in = nullptr;
+  void* out = nullptr;
+  void* codes = nullptr;
+  void* scales = nullptr;
+  void* zeros = nullptr;
+  void* flush = nullptr;
+  size_t cap = 0;
+  static constexpr size_t flush_bytes = size_t(256) << 20;
+  cudaEvent_t start{}, stop{};
+
+  void reserve(size_t bytes) { // bytes of the largest bf16 input
+    if (bytes <= cap) return;
+    release();
+    cap = bytes;
+    const size_t n = bytes / 2;
+    AGOQ_CUDA_TRY(cudaMalloc(&in, n * 4)); // room for fp32 inputs/accumulators too
+    AGOQ_CUDA_TRY(cudaMalloc(&out, n * 4));
+    AGOQ_CUDA_TRY(cudaMalloc(&codes, n + 64));
+    AGOQ_CUDA_TRY(cudaMalloc(&scales, n / 8 + 64));
+    AGOQ_CUDA_TRY(cudaMalloc(&zeros, n / 8 + 64));
+    AGOQ_CUDA_TRY(cudaMalloc(&flush, flush_bytes));
+    AGOQ_CUDA_TRY(cudaMemset(in, 0, n * 4));
+    // normal-ish bf16 data: bits of small numbers (exponent near 127) with varied mantissas
+    std::vector<unsigned short> h(1 << 20);
+    for (size_t i = 0; i < h.size(); ++i)
+      h[i] = (unsigned short)(0x3c00 + (i * 2654435761u >> 16) % 0x0400) | ((i & 1) << 15);
+    for (size_t off = 0; off < n; off += h.size())
+      AGOQ_CUDA_TRY(cudaMemcpy(static_cast<unsigned short*>(in) + off, h.data(),
+                               std::min(h.size(), n - off) * 2, cudaMemcpyHostToDevice));
+    AGOQ_CUDA_TRY(cudaEventCreate(&start));
+    AGOQ_CUDA_TRY(cudaEventCreate(&stop));
+  }
+  void release() {
+    if (!cap) return;
+    cudaFree(in), cudaFree(out), cudaFree(codes), cudaFree(scales), cudaFree(zeros), cudaFree(flush);
+    cap = 0;
+  }
+};
+
+arena& scratch() {
+  static arena a;
+  return a;
+}
+
+std::map<long, double>& copy_gbps() {
+  static std::map<long, double> m;
+  return m;
+}
+
+//! Times `op` (a callable enqueuing work on stream 0) with events; reports GB/s and frac_copy.
+template <class Op>
+void time_it(benchmark::State& st, double bytes_moved, Op&& op, bool is_copy = false) {
+  if (!has_gpu()) {
+    st.SkipWithError("no CUDA device");
+    return;
+  }
+  arena& a = scratch();
+  double total_s = 0;
+  for (auto _ : st) {
+    AGOQ_CUDA_TRY(cudaMemsetAsync(a.flush, int(st.iterations() & 0xff), arena::flush_bytes));
+    AGOQ_CUDA_TRY(cudaEventRecord(a.start));
+    op();
+    AGOQ_CUDA_TRY(cudaEventRecord(a.stop));
+    AGOQ_CUDA_TRY(cudaEventSynchronize(a.stop));
+    float ms = 0;
+    AGOQ_CUDA_TRY(cudaEventElapsedTime(&ms, a.start, a.stop));
+    st.SetIterationTime(ms / 1e3);
+    total_s += ms / 1e3;
+  }
+  const double gbps = bytes_moved * double(st.iterations()) / total_s / 1e9;
+  st.SetBytesProcessed(std::int64_t(bytes_moved) * st.iterations());
+  st.counters["GB/s"] = gbps;
+  if (is_copy) copy_gbps()[long(st.range(0))] = gbps;
+  const auto it = copy_gbps().find(long(st.range(0)));
+  if (it != copy_gbps().end()) st.counters["frac_copy"] = gbps / it->second;
+}
+
+void bm_copy(benchmark::State& st) {
+  const size_t bytes = size_t(st.range(0));
+  if (has_gpu()) scratch().reserve(bytes);
+  time_it(st, 2.0 * double(bytes), [&] {
+    AGOQ_CUDA_TRY(cudaMemcpyAsync(scratch().out, scratch().in, bytes, cudaMemcpyDeviceToDevice));
+  }, true);
+}
+
+agoq::quantized_view view_for(const agoq::quant_spec& s, std::int64_t n) {
+  arena& a = scratch();
+  return {a.codes, a.scales, s.symmetric ? nullptr : static_cast<float*>(a.zeros), 1, n, s};
+}
+
+double quantized_bytes(const agoq::quant_spec& s, std::int64_t n) {
+  return double(agoq::codes_bytes(s, n) + agoq::scales_bytes(s, n) + agoq::zeros_bytes(s, n));
+}
+
+void bm_quantize(benchmark::State& st, agoq::quant_spec spec) {
+  const std::int64_t n = st.range(0) / 2; // bf16 elements
+  if (has_gpu()) scratch().reserve(size_t(st.range(0)));
+  const auto* x = static_cast<const __nv_bfloat16*>(scratch().in);
+  time_it(st, 2.0 * double(n) + quantized_bytes(spec, n),
+          [&] { AGOQ_TRY(agoq::quantize(x, view_for(spec, n), 1234, cudaStream_t{})); });
+}
+
+void bm_dequantize(benchmark::State& st, agoq::quant_spec spec) {
+  const std::int64_t n = st.range(0) / 2;
+  if (has_gpu()) {
+    scratch().reserve(size_t(st.range(0)));
+    AGOQ_TRY(agoq::quantize(static_cast<const __nv_bfloat16*>(scratch().in), view_for(spec, n), 0,
+                            cudaStream_t{}));
+  }
+  auto* y = static_cast<__nv_bfloat16*>(scratch().out);
+  time_it(st, 2.0 * double(n) + quantized_bytes(spec, n), [&] {
+    AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(view_for(spec, n)), y, cudaStream_t{}));
+  });
+}
+
+void bm_dequantize_accumulate(benchmark::State& st, agoq::quant_spec spec) {
+  const std::int64_t n = st.range(0) / 2;
+  if (has_gpu()) {
+    scratch().reserve(size_t(st.range(0)));
+    AGOQ_TRY(agoq::quantize(static_cast<const __nv_bfloat16*>(scratch().in), view_for(spec, n), 0,
+                            cudaStream_t{}));
+  }
+  auto* acc = static_cast<float*>(scratch().out);
+  time_it(st, 8.0 * double(n) + quantized_bytes(spec, n), [&] {
+    AGOQ_TRY(agoq::dequantize_accumulate(agoq::const_quantized_view(view_for(spec, n)), acc, 1.0f,
+                                         cudaStream_t{}));
+  });
+}
+
+void bm_accumulate_requantize(benchmark::State& st, agoq::quant_spec spec) {
+  const std::int64_t n = st.range(0) / 2;
+  if (has_gpu()) {
+    scratch().reserve(size_t(st.range(0)));
+    AGOQ_TRY(agoq::quantize(static_cast<const __nv_bfloat16*>(scratch().in), view_for(spec, n), 0,
+                            cudaStream_t{}));
+  }
+  const auto* x = static_cast<const __nv_bfloat16*>(scratch().in);
+  time_it(st, 2.0 * double(n) + 2.0 * quantized_bytes(spec, n), [&] {
+    AGOQ_TRY(agoq::accumulate_requantize(view_for(spec, n), x, 99, cudaStream_t{}));
+  });
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (long mib : {16L, 64L, 256L, 1024L}) b->Arg(mib << 20);
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.2);
+}
+
+using agoq::format;
+using agoq::quant_spec;
+using agoq::rounding;
+using agoq::scale_kind;
+
+const quant_spec int8{format::int8, 128};
+const quant_spec e4m3{format::fp8_e4m3, 128};
+const quant_spec e5m2{format::fp8_e5m2, 128};
+const quant_spec int4{format::int4, 128};
+const quant_spec int4_asym{format::int4, 128, scale_kind::fp32, rounding::nearest_even, false};
+const quant_spec int8_sr{format::int8, 128, scale_kind::fp32, rounding::stochastic};
+const quant_spec int4_sr{format::int4, 128, scale_kind::fp32, rounding::stochastic};
+const quant_spec mxfp8{format::fp8_e4m3, 32, scale_kind::e8m0};
+const quant_spec fp4{format::fp4_e2m1, 32, scale_kind::e8m0};
+const quant_spec int6{format::int6, 128};
+
+// Registration order is run order: the copy first, so every row can report frac_copy.
+BENCHMARK(bm_copy)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, int8_b128, int8)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, fp8_e4m3_b128, e4m3)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, fp8_e5m2_b128, e5m2)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, int4_b128, int4)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, int4_asym_b128, int4_asym)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, int8_sr_b128, int8_sr)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, int4_sr_b128, int4_sr)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, int6_b128, int6)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, mxfp8_e8m0_b32, mxfp8)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_quantize, fp4_e8m0_b32, fp4)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_dequantize, int8_b128, int8)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_dequantize, fp8_e4m3_b128, e4m3)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_dequantize, int4_b128, int4)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_dequantize, int4_asym_b128, int4_asym)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_dequantize, fp4_e8m0_b32, fp4)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_dequantize_accumulate, int8_b128, int8)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_accumulate_requantize, int8_b128, int8)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_accumulate_requantize, int8_sr_b128, int8_sr)->Apply(sizes);
+
+} // namespace
+
+BENCHMARK_MAIN();

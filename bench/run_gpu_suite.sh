@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU lane, as run on an H200 machine through the device tool: build, GPU tests (a skip is a
+# failure), compute-sanitizer on a subset, the quantizer benchmark and the torch.compile baseline.
+# Logs go to $OUT (or ./gpu-logs). Usage: bench/run_gpu_suite.sh [tests|bench|sanitize|all]...
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 # NVLink multicast stays off on shared machines
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+what=${*:-all}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
+cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
+rc=0
+if [[ $what == *all* || $what == *tests* ]]; then
+  AGOQ_REQUIRE_GPU=1 ctest --test-dir build-gpu -j8 --output-on-failure > "$out/ctest.log" 2>&1 || rc=1
+  tail -15 "$out/ctest.log"
+fi
+if [[ $what == *all* || $what == *sanitize* ]]; then
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/agoq_gpu_tests \
+      --gtest_filter='*int8_b128_bf16*:*int4_asym_b32_f16*:*fp8_e4m3_b256_f32*:*fp4_e2m1_b64_bf16*:*int5_b128_f32*:quantize_gpu.*' \
+      > "$out/sanitize-$tool.log" 2>&1 || rc=1
+    tail -4 "$out/sanitize-$tool.log"
+  done
+fi
+if [[ $what == *all* || $what == *bench* ]]; then
+  build-gpu/bench/agoq_quantize_bench --benchmark_counters_tabular=true \
+    > "$out/quantize_bench.txt" 2> "$out/quantize_bench.err" || rc=1
+  cat "$out/quantize_bench.txt"
+  PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib 256 1024 > "$out/torch_compile.txt" 2>&1 || rc=1
+  cat "$out/torch_compile.txt"
+fi
+exit $rc

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// agoq demo: runs what this machine allows and says so. Without a GPU it runs the host paths
+// (the reference quantizers on a real-sized tensor); with GPUs it also runs the kernels on every
+// visible GPU, checks them against the reference bit for bit and prints GB/s and the fraction of
+// a device-to-device copy. Exits non-zero if any check fails.
+#include <agoq/agoq.cuh>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::printf("  CHECK FAILED: %s\n", what);
+    ++failures;
+  }
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
+    den += double(a[i]) * double(a[i]);
+  }
+  return std::sqrt(num / den);
+}
+
+struct named_spec {
+  const char* name;
+  agoq::quant_spec spec;
+};
+
+const named_spec kSpecs[] = {
+    {"int8  block 128", {agoq::format::int8, 128}},
+    {"fp8 e4m3 blk 128", {agoq::format::fp8_e4m3, 128}},
+    {"int4  block 128", {agoq::format::int4, 128}},
+    {"int4 asym b 128",
+     {agoq::format::int4, 128, agoq::scale_kind::fp32, agoq::rounding::nearest_even, false}},
+    {"mxfp4 e8m0 b 32", {agoq::format::fp4_e2m1, 32, agoq::scale_kind::e8m0}},
+};
+
+void host_quantizers(const std::vector<float>& x) {
+  std::printf("\n[host] reference quantizers on %zu fp32 values (normal data)\n", x.size());
+  std::printf("  %-18s %10s %12s %12s\n", "format", "bits/elem", "rel L2 err", "ms");
+  const std::int64_t n = std::int64_t(x.size());
+  for (const named_spec& s : kSpecs) {
+    std::vector<unsigned char> codes(agoq::codes_bytes(s.spec, n)), scales(agoq::scales_bytes(s.spec, n));
+    std::vector<float> zeros(s.spec.symmetric ? 0 : size_t(agoq::scales_count(s.spec, n)));
+    std::vector<float> y(x.size());
+    agoq::quantized_view q{codes.data(), scales.data(), zeros.empty() ? nullptr : zeros.data(), 1, n, s.spec};
+    const auto t0 = std::chrono::steady_clock::now();
+    agoq::ref::quantize(x.data(), q);
+    agoq::ref::dequantize(agoq::const_quantized_view(q), y.data());
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double err = rel_l2(x, y);
+    std::printf("  %-18s %10.3f %12.3e %12.1f\n", s.name, agoq::bits_per_element(s.spec), err, ms);
+    check(err < 0.2, "reference round-trip error is bounded");
+  }
+}
+
+void gpu_quantizers(int device, const std::vector<float>& x) {
+  AGOQ_CUDA_TRY(cudaSetDevice(device));
+  cudaDeviceProp prop{};
+  AGOQ_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  const std::int64_t n = std::int64_t(x.size());
+  std::printf("\n[gpu %d] %s: kernels vs reference, %lld fp32 values\n", device, prop.name, (long long)n);
+  std::printf("  %-18s %10s %12s %10s %10s\n", "format", "bit-exact", "rel L2 err", "GB/s", "frac copy");
+  float *d_x = nullptr, *d_y = nullptr;
+  unsigned char* d_q = nullptr;
+  AGOQ_CUDA_TRY(cudaMalloc(&d_x, n * 4));
+  AGOQ_CUDA_TRY(cudaMalloc(&d_y, n * 4));
+  AGOQ_CUDA_TRY(cudaMalloc(&d_q, size_t(n) * 2 + 4096));
+  AGOQ_CUDA_TRY(cudaMemcpy(d_x, x.data(), n * 4, cudaMemcpyHostToDevice));
+  cudaEvent_t a, b;
+  AGOQ_CUDA_TRY(cudaEventCreate(&a));
+  AGOQ_CUDA_TRY(cudaEventCreate(&b));
+  auto time_ms = [&](auto&& fn) {
+    fn();
+    AGOQ_CUDA_TRY(cudaEventRecord(a));
+    for (int i = 0; i < 10; ++i) fn();
+    AGOQ_CUDA_TRY(cudaEventRecord(b));
+    AGOQ_CUDA_TRY(cudaEventSynchronize(b));
+    float ms = 0;
+    AGOQ_CUDA_TRY(cudaEventElapsedTime(&ms, a, b));
+    return double(ms) / 10;
+  };
+  const double copy_gbps = 8.0 * n / time_ms([&] {
+    AGOQ_CUDA_TRY(cudaMemcpyAsync(d_y, d_x, n * 4, cudaMemcpyDeviceToDevice));
+  }) / 1e6;
+  for (const named_spec& s : kSpecs) {
+    const size_t cb = agoq::codes_bytes(s.spec, n), sb = agoq::scales_bytes(s.spec, n);
+    agoq::quantized_view q{d_q, d_q + cb, s.spec.symmetric ? nullptr : reinterpret_cast<float*>(d_q + cb + sb + 16 - (cb + sb) % 16), 1, n, s.spec};
+    const double ms = time_ms([&] { AGOQ_TRY(agoq::quantize(d_x, q, 0, cudaStream_t{})); });
+    AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), d_y, cudaStream_t{}));
+    std::vector<unsigned char> g(cb + sb), h(cb + sb);
+    AGOQ_CUDA_TRY(cudaMemcpy(g.data(), d_q, cb + sb, cudaMemcpyDeviceToHost));
+    std::vector<float> hz(s.spec.symmetric ? 0 : size_t(agoq::scales_count(s.spec, n)));
+    agoq::ref::quantize(x.data(), agoq::quantized_view{h.data(), h.data() + cb, hz.empty() ? nullptr : hz.data(), 1, n, s.spec});
+    const bool exact = std::memcmp(g.data(), h.data(), cb + sb) == 0;
+    std::vector<float> y(x.size());
+    AGOQ_CUDA_TRY(cudaMemcpy(y.data(), d_y, n * 4, cudaMemcpyDeviceToHost));
+    const double gbps = (4.0 * n + double(cb + sb + agoq::zeros_bytes(s.spec, n))) / ms / 1e6;
+    std::printf("  %-18s %10s %12.3e %10.0f %10.2f\n", s.name, exact ? "yes" : "NO", rel_l2(x, y), gbps,
+                gbps / copy_gbps);
+    check(exact, "GPU codes and scales equal the host reference");
+  }
+  cudaFree(d_x), cudaFree(d_y), cudaFree(d_q);
+}
+
+} // namespace
+
+int main() {
+  std::printf("agoq demo (version %d)\n", agoq::version);
+  std::mt19937 gen(2026);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(1) << 22); // 4 Mi values: a 4096 x 1024 activation
+  for (float& v : x) v = normal(gen);
+
+  host_quantizers(x);
+
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    (void)cudaGetLastError();
+    std::printf("\nno GPU visible: ran the host paths only (kernels need a GPU of CC >= 8.0)\n");
+  } else {
+    for (int d = 0; d < devices; ++d) gpu_quantizers(d, x);
+  }
+  std::printf("\n%s (%d failed checks)\n", failures ? "FAILED" : "all checks passed", failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file agoq.cuh
+//! Umbrella for all of agoq: the host-only parts (agoq.hpp) plus the GPU kernels.
+#pragma once
+
+#include "agoq/agoq.hpp"
+#include "agoq/quant/quantize.cuh"

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file comm/host_transport.hpp
+//! An in-process Transport and Executor (comm/transport.hpp) where threads are ranks, so the
+//! collective schedules run in host tests with the reference codecs (agoq::ref).
+//!
+//! - host_fabric: shared by the ranks of one world; a FIFO mailbox per ordered pair (src, dst)
+//!   and a barrier. Sends are eager (the bytes are copied into the mailbox at once); receives
+//!   posted inside a group wait at group_end(), outside a group at once.
+//! - host_transport: one rank's endpoint on a fabric.
+//! - host_executor: the arithmetic, by agoq::ref (the bit-exact oracle for the GPU kernels).
+//! - host_run(world, fn): runs fn(transport, executor) on `world` threads and rethrows the first
+//!   exception after aborting the fabric (so no rank waits forever on a failed peer).
+#pragma once
+
+#include "agoq/comm/transport.hpp"
+#include "agoq/error.hpp"
+#include "agoq/quant/reference.hpp"
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace agoq {
+
+//! The shared state of one in-process world: mailboxes and a barrier. Thread-safe.
+class host_fabric {
+public:
+  //! A world of `world` ranks. Throws agoq::invalid_argument
+  //! ("agoq::host_fabric: world must be >= 1 ...") if world < 1.
+  explicit host_fabric(int world) : m_world(check_world(world)) {
+    m_boxes.resize(std::size_t(world) * std::size_t(world));
+  }
+  host_fabric(const host_fabric&) = delete;
+  host_fabric& operator=(const host_fabric&) = delete;
+
+  //! Number of ranks.
+  int size() const noexcept { return m_world; }
+
+  //! Appends a copy of buf[0, bytes) to the (src, dst) mailbox.
+  void post(int src, int dst, const void* buf, std::size_t bytes) {
+    const auto* p = static_cast<const std::uint8_t*>(buf);
+    std::vector<std::uint8_t> msg(p, p + bytes);
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      if (m_aborted) throw error("agoq::host_fabric: aborted (another rank failed)");
+      box(src, dst).push_back(std::move(msg));
+    }
+    m_cv.notify_all();
+  }
+
+  //! Waits for the next message from src to dst and copies it into buf. Throws agoq::error if
+  //! its size is not `bytes` (the ranks disagree on a schedule) or if the fabric was aborted.
+  void take(int src, int dst, void* buf, std::size_t bytes) {
+    std::vector<std::uint8_t> msg;
+    {
+      std::unique_lock<std::mutex> lock(m_mutex);
+      m_cv.wait(lock, [&] { return m_aborted || !box(src, dst).empty(); });
+      if (m_aborted) throw error("agoq::host_fabric: aborted (another rank failed)");
+      msg = std::move(box(src, dst).front());
+      box(src, dst).pop_front();
+    }
+    if (msg.size() != bytes)
+      throw error("agoq::host_fabric: rank " + std::to_string(dst) + " expected " +
+                  std::to_string(bytes) + " bytes from rank " + std::to_string(src) + ", got " +
+                  std::to_string(msg.size()));
+    if (bytes) std::memcpy(buf, msg.data(), bytes);
+  }
+
+  //! Blocks until all ranks have called barrier() (reusable). Throws agoq::error if aborted.
+  void barrier() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    if (m_aborted) throw error("agoq::host_fabric: aborted (another rank failed)");
+    const std::uint64_t gen = m_generation;
+    if (++m_arrived == m_world) {
+      m_arrived = 0;
+      ++m_generation;
+      m_cv.notify_all();
+      return;
+    }
+    m_cv.wait(lock, [&] { return m_aborted || m_generation != gen; });
+    if (m_aborted) throw error("agoq::host_fabric: aborted (another rank failed)");
+  }
+
+  //! Wakes every waiting rank with an agoq::error; later operations throw too.
+  void abort() {
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_aborted = true;
+    }
+    m_cv.notify_all();
+  }
+
+  //! True when every mailbox is empty (a finished, well-matched schedule leaves none behind).
+  bool idle() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (const auto& b : m_boxes)
+      if (!b.empty()) return false;
+    return true;
+  }
+
+private:
+  static int check_world(int world) {
+    if (world < 1)
+      throw invalid_argument("agoq::host_fabric: world must be >= 1 (got " +
+                             std::to_string(world) + ")");
+    return world;
+  }
+  std::deque<std::vector<std::uint8_t>>& box(int src, int dst) {
+    return m_boxes[std::size_t(src) * std::size_t(m_world) + std::size_t(dst)];
+  }
+
+  int m_world;
+  mutable std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::vector<std::deque<std::vector<std::uint8_t>>> m_boxes;
+  int m_arrived = 0;
+  std::uint64_t m_generation = 0;
+  bool m_aborted = false;
+};
+
+//! One rank's Transport on a host_fabric (see comm/transport.hpp for the contract).
+class host_transport {
+public:
+  //! Rank `rank` of `fabric`. Throws agoq::invalid_argument if rank is outside [0, size).
+  host_transport(host_fabric& fabric, int rank) : m_fabric(&fabric), m_rank(rank) {
+    if (rank < 0 || rank >= fabric.size())
+      throw invalid_argument("agoq::host_transport: rank must be in [0, " +
+                             std::to_string(fabric.size()) + ") (got " + std::to_string(rank) +
+                             ")");
+  }
+
+  int rank() const noexcept { return m_rank; }
+  int size() const noexcept { return m_fabric->size(); }
+
+  void group_start() { ++m_depth; }
+
+  void group_end() {
+    if (m_depth == 0) throw error("agoq::host_transport::group_end: no open group");
+    if (--m_depth > 0) return;
+    std::vector<pending> todo;
+    todo.swap(m_pending);
+    for (const pending& p : todo) m_fabric->take(p.peer, m_rank, p.buf, p.bytes);
+  }
+
+  //! Eager: copies buf into the (rank, peer) mailbox now.
+  void send(const void* buf, std::size_t bytes, int peer) {
+    check_peer("send", peer);
+    m_fabric->post(m_rank, peer, buf, bytes);
+  }
+
+  //! Inside a group: completes at group_end(). Outside: waits now.
+  void recv(void* buf, std::size_t bytes, int peer) {
+    check_peer("recv", peer);
+    if (m_depth > 0)
+      m_pending.push_back({buf, bytes, peer});
+    else
+      m_fabric->take(peer, m_rank, buf, bytes);
+  }
+
+  //! Point-to-point all-gather in rank order; in place when sendbuf is this rank's slot.
+  void all_gather(const void* sendbuf, void* recvbuf, std::size_t bytes) {
+    auto* out = static_cast<std::uint8_t*>(recvbuf);
+    const int w = size();
+    for (int p = 0; p < w; ++p)
+      if (p != m_rank) m_fabric->post(m_rank, p, sendbuf, bytes);
+    std::uint8_t* mine = out + std::size_t(m_rank) * bytes;
+    if (bytes && mine != sendbuf) std::memmove(mine, sendbuf, bytes);
+    for (int p = 0; p < w; ++p)
+      if (p != m_rank) m_fabric->take(p, m_rank, out + std::size_t(p) * bytes, bytes);
+  }
+
+  //! The fabric (for barrier(), abort()).
+  host_fabric& fabric() const noexcept { return *m_fabric; }
+
+private:
+  struct pending {
+    void* buf;
+    std::size_t bytes;
+    int peer;
+  };
+  void check_peer(const char* fn, int peer) const {
+    if (peer < 0 || peer >= size() || peer == m_rank)
+      throw invalid_argument(std::string("agoq::host_transport::") + fn +
+                             ": peer must be another rank in [0, " + std::to_string(size()) +
+                             ") (got " + std::to_string(peer) + ")");
+  }
+
+  host_fabric* m_fabric;
+  int m_rank;
+  int m_depth = 0;
+  std::vector<pending> m_pending;
+};
+
+//! The Executor of comm/transport.hpp on host memory, by the reference codecs (agoq::ref).
+//! Stateless; every call is synchronous.
+struct host_executor {
+  template <class T>
+  void quantize(const T* x, std::int64_t n, void* msg, const quant_spec& s, std::uint64_t seed) {
+    ref::quantize(x, view(msg, n, s), seed);
+  }
+  void decode(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
+    ref::dequantize(cview(msg, n, s), acc);
+  }
+  void decode_add(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
+    ref::dequantize_accumulate(cview(msg, n, s), acc, n, 1.0f); // fmaf(q, 1, a) == a + q
+  }
+  template <class T>
+  void load(const T* x, std::int64_t n, float* acc) {
+    for (std::int64_t i = 0; i < n; ++i) acc[i] = ref::detail::to_float(x[i]);
+  }
+  template <class T>
+  void add(const T* x, std::int64_t n, float* acc) {
+    for (std::int64_t i = 0; i < n; ++i) acc[i] = acc[i] + ref::detail::to_float(x[i]);
+  }
+  void divide(float* acc, std::int64_t n, float divisor) {
+    for (std::int64_t i = 0; i < n; ++i) acc[i] = acc[i] / divisor;
+  }
+  template <class T>
+  void store(const float* acc, std::int64_t n, T* y) {
+    for (std::int64_t i = 0; i < n; ++i) y[i] = ref::detail::from_float<T>(acc[i]);
+  }
+  template <class T>
+  void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
+    ref::dequantize(cview(msg, n, s), y);
+  }
+
+  //! The view of a message of n elements at msg: codes then scales (comm/partition.hpp).
+  static quantized_view view(void* msg, std::int64_t n, const quant_spec& s) {
+    quantized_view v;
+    v.codes = msg;
+    v.scales = static_cast<std::uint8_t*>(msg) + codes_bytes(s, n);
+    v.rows = 1;
+    v.cols = n;
+    v.spec = s;
+    return v;
+  }
+  static const_quantized_view cview(const void* msg, std::int64_t n, const quant_spec& s) {
+    return const_quantized_view(msg, static_cast<const std::uint8_t*>(msg) + codes_bytes(s, n),
+                                nullptr, 1, n, s);
+  }
+};
+
+static_assert(is_transport_v<host_transport>, "host_transport must model Transport");
+static_assert(is_executor_v<host_executor, float>, "host_executor must model Executor");
+
+//! Runs fn(host_transport&, host_executor&) on `world` threads (rank r on thread r) over one
+//! fresh host_fabric, joins them, and rethrows the exception of the rank that failed first (the
+//! fabric is aborted on that failure so the other ranks stop waiting). Throws
+//! agoq::invalid_argument if world < 1.
+template <class Fn>
+inline void host_run(int world, Fn&& fn) {
+  host_fabric fabric(world);
+  std::exception_ptr first;
+  std::mutex first_mutex;
+  std::vector<std::thread> threads;
+  threads.reserve(std::size_t(world));
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        host_transport tr(fabric, r);
+        host_executor ex;
+        fn(tr, ex);
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(first_mutex);
+          if (!first) first = std::current_exception();
+        }
+        fabric.abort();
+      }
+    });
+  for (auto& t : threads) t.join();
+  if (first) std::rethrow_exception(first);
+}
+
+} // namespace agoq

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file comm/partition.hpp
+//! How `count` elements are split among `world` ranks (block-aligned shards) and into pipeline
+//! chunks, and the byte size of a quantized message ("codes then scales").
+//!
+//! Shards: the count is cut into nb = ceil(count / block) blocks; shard r owns blocks
+//! [r*q + min(r, m), ...) with q = nb / world, m = nb % world (the first m shards get one more
+//! block). A shard's element range is clipped to count, so only the last non-empty shard can end
+//! in a partial block, and shards are empty when nb < world (e.g. count < world * block). Every
+//! count >= 0 and world >= 1 is valid.
+//!
+//! Chunks: a range is cut into chunks of `chunk` elements (a multiple of the block) from its
+//! start; chunk c of a range of n elements holds min(chunk, n - c*chunk) elements (possibly 0).
+//!
+//! Messages: a chunk of n elements travels as one buffer, codes_bytes(spec, n) bytes of codes
+//! followed immediately by scales_bytes(spec, n) bytes of scales (4-byte aligned because every
+//! block's codes are a multiple of 4 bytes for blocks >= 32). A packed range is its chunk
+//! messages back to back, each starting at a multiple of `message_alignment` bytes.
+#pragma once
+
+#include "agoq/comm/config.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace agoq {
+
+//! Alignment (bytes) of every message inside a packed range and of every workspace region.
+constexpr std::size_t message_alignment = 256;
+
+//! Default pipeline chunk in elements (rounded down to a whole number of blocks). A placeholder:
+//! the GPU benchmark sets it (it trades codec/communication overlap against per-message latency).
+constexpr std::int64_t default_chunk_elements = std::int64_t(1) << 20;
+
+//! Half-open element range [begin, end).
+struct element_range {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+  constexpr std::int64_t size() const noexcept { return end - begin; }
+  friend constexpr bool operator==(const element_range& a, const element_range& b) noexcept {
+    return a.begin == b.begin && a.end == b.end;
+  }
+};
+
+//! `v` rounded up to a multiple of `a` (a > 0).
+constexpr std::size_t align_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
+
+//! Bytes of one message holding n elements: codes then scales (no alignment padding).
+constexpr std::size_t message_bytes(const quant_spec& s, std::int64_t n) noexcept {
+  return n <= 0 ? 0 : codes_bytes(s, n) + scales_bytes(s, n);
+}
+
+//! The split of `count` elements over `world` ranks and into chunks. Plain value; all ranks
+//! computing it from the same (count, config, world) get the same result.
+struct partition {
+  std::int64_t count = 0; //!< elements in the whole buffer
+  int world = 1;          //!< ranks
+  int block = 128;        //!< elements per block (scale)
+  std::int64_t chunk = default_chunk_elements; //!< elements per chunk (multiple of block, > 0)
+
+  //! Blocks in the whole buffer.
+  constexpr std::int64_t blocks() const noexcept { return (count + block - 1) / block; }
+
+  //! Elements of shard r (0 <= r < world): block-aligned, clipped to count, possibly empty.
+  constexpr element_range shard(int r) const noexcept {
+    const std::int64_t nb = blocks(), q = nb / world, m = nb % world;
+    const std::int64_t b0 = r * q + std::min<std::int64_t>(r, m);
+    const std::int64_t b1 = b0 + q + (r < m ? 1 : 0);
+    return {std::min(count, b0 * block), std::min(count, b1 * block)};
+  }
+
+  //! Elements of the largest shard (shard 0).
+  constexpr std::int64_t max_shard() const noexcept { return shard(0).size(); }
+
+  //! Chunks needed for a range of n elements (0 for n == 0).
+  constexpr std::int64_t chunks(std::int64_t n) const noexcept { return (n + chunk - 1) / chunk; }
+
+  //! Elements of chunk c of a range of n elements (0 past its end).
+  constexpr std::int64_t chunk_size(std::int64_t n, std::int64_t c) const noexcept {
+    return std::max<std::int64_t>(0, std::min(chunk, n - c * chunk));
+  }
+
+  //! Bytes of chunk c's message inside a packed range of n elements.
+  constexpr std::size_t chunk_message_bytes(const quant_spec& s, std::int64_t n,
+                                            std::int64_t c) const noexcept {
+    return message_bytes(s, chunk_size(n, c));
+  }
+
+  //! Byte offset of chunk c's message inside a packed range (any n: full chunks precede it).
+  constexpr std::size_t chunk_offset(const quant_spec& s, std::int64_t c) const noexcept {
+    return std::size_t(c) * align_up(message_bytes(s, chunk), message_alignment);
+  }
+
+  //! Bytes of a packed range of n elements (its chunk messages, each aligned).
+  constexpr std::size_t packed_bytes(const quant_spec& s, std::int64_t n) const noexcept {
+    if (n <= 0) return 0;
+    const std::int64_t nc = chunks(n);
+    return chunk_offset(s, nc - 1) + align_up(message_bytes(s, chunk_size(n, nc - 1)),
+                                              message_alignment);
+  }
+};
+
+//! The pipeline chunk (elements) used for `cfg`: cfg.chunk if set, else the default rounded down
+//! to whole blocks. Precondition: validate(cfg) == nullptr.
+constexpr std::int64_t chunk_elements(const allreduce_config& cfg) noexcept {
+  return cfg.chunk > 0 ? cfg.chunk : default_chunk_elements / cfg.block * cfg.block;
+}
+
+//! The partition of `count` elements over `world` ranks under `cfg`.
+//! Preconditions: count >= 0, world >= 1, validate(cfg) == nullptr.
+constexpr partition make_partition(std::int64_t count, const allreduce_config& cfg,
+                                   int world) noexcept {
+  partition p;
+  p.count = count;
+  p.world = world;
+  p.block = cfg.block;
+  p.chunk = chunk_elements(cfg);
+  return p;
+}
+
+} // namespace agoq

@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file comm/schedule.hpp
+//! The all-reduce algorithms, each written once against the Transport and Executor interfaces of
+//! comm/transport.hpp, and the automatic choice between them.
+//!
+//! Notation: W ranks, x_r the input of rank r (type T, converted to fp32 exactly), Q(.) one
+//! block-scaled quantization (format/codec.hpp), D(.) its decoding, "+" one IEEE fp32 addition.
+//! Shards and chunks: comm/partition.hpp. Every schedule processes chunks in increasing order and
+//! never lets the chunk size change a summation order, so round-to-nearest results do not depend
+//! on the chunk size. In every schedule each output element is decoded from ONE quantized value
+//! that every rank received bit for bit (or, one-shot, from the same W quantized inputs summed
+//! in the same order), so all ranks' outputs are bitwise identical, and repeated calls with the
+//! same inputs reproduce them.
+//!
+//! - two_shot (default for large messages). Shard k of the output is owned by rank k.
+//!   1. every rank r quantizes its chunk of every shard k once: m[r][k] = Q(x_r|k);
+//!   2. all-to-all (grouped send/recv per chunk): owner k receives m[0..W-1][k];
+//!   3. owner k: s = D(m[0][k]) + D(m[1][k]) + ... + D(m[W-1][k]), left to right (fixed rank
+//!      order 0..W-1, the owner's own piece decoded like the others); average: s = s / W;
+//!      then its shard is requantized once: f[k] = Q(s);
+//!   4. all-gather of f[0..W-1]; every rank (the owner too) writes y = T(D(f)), RNE.
+//!   Roundings per element: exactly 2 quantizations (+ the final T rounding), whatever W.
+//! - one_shot (small messages). Every rank quantizes its whole input once (m[r] = Q(x_r)),
+//!   all-gathers m[0..W-1], and computes s = D(m[0]) + ... + D(m[W-1]) (rank order), average:
+//!   s = s / W, y = T(s). Roundings: 1 quantization per input (+ the final T rounding). Sends
+//!   (W-1) * N * b' bytes per rank in one step: latency-optimal, bandwidth-poor.
+//! - ring. Reduce-scatter around the ring r -> r+1 in W-1 steps, then all-gather. The partial sum
+//!   of shard k starts at rank k+1 (p = Q(x_{k+1})), travels k+2, ..., k+W-1, each hop computing
+//!   p = Q(D(p) + x_r); the owner k computes s = D(p) + x_k (average: s = s / W) and f[k] = Q(s).
+//!   Summation order of shard k: ((x_{k+1} + x_{k+2}) + ...) + x_k. Roundings per element: W
+//!   dependent quantizations (1 at the start, W-2 at intermediate hops, 1 at the owner; 1 when
+//!   W = 1): the error grows with W (measured in tests/unit/test_comm_allreduce.cpp).
+//! - tree (latency-bound sizes, many ranks). Binomial tree rooted at rank 0 over the whole
+//!   message, chunk by chunk. Rank r holds a = x_r, then for mask = 1, 2, 4, ...: if r & mask it
+//!   sends Q(a) to r - mask and stops; else if r + mask < W it receives m from r + mask and does
+//!   a = a + D(m). Rank 0 (average: a = a / W) quantizes f = Q(a) once and f is broadcast down
+//!   the same binomial tree (each rank receives f from r - lowbit(r) and forwards it unchanged);
+//!   y = T(D(f)) on every rank. Roundings per element: at most ceil(log2 W) + 1 quantizations.
+//!
+//! Average: the division by W is one IEEE fp32 division of the complete fp32 sum, done by the
+//! rank that performs the last addition, immediately before the final quantization (two_shot,
+//! ring: the shard owner; tree: rank 0) or before the output conversion (one_shot: every rank).
+//!
+//! Stochastic rounding: every quantization uses seed' = stream_seed(cfg.seed, stage, rank, shard,
+//! chunk) where stage identifies the step of the schedule (two_shot: 0 input, 1 owner; one_shot:
+//! 0; ring: the hop 0..W-2, W-1 for the owner; tree: the level, 63 for the root's final
+//! quantization), rank is the quantizing rank, shard the shard index (0 for one_shot and tree)
+//! and chunk the chunk index; Philox then draws u = philox_uniform(seed', i) for element i of the
+//! message. So ranks, steps, shards and chunks never share noise, and the result is a
+//! deterministic function of (inputs, cfg, W). Changing cfg.chunk changes the noise streams.
+#pragma once
+
+#include "agoq/comm/config.hpp"
+#include "agoq/comm/partition.hpp"
+#include "agoq/comm/transport.hpp"
+#include "agoq/error.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+namespace agoq {
+
+//! Crossovers of algorithm::auto_select. PLACEHOLDERS chosen from the byte counts of
+//! allreduce-anchors.md, not measured yet: the GPU benchmark (bench/) will set them.
+//! Input bytes at or below which one_shot is chosen (W >= 2).
+constexpr std::size_t auto_one_shot_max_bytes = std::size_t(256) << 10;
+//! World size from which tree replaces two_shot for latency-bound messages.
+constexpr int auto_tree_min_world = 8;
+//! Input bytes at or below which tree is chosen when W >= auto_tree_min_world.
+constexpr std::size_t auto_tree_max_bytes = std::size_t(1) << 20;
+
+//! The algorithm `auto_select` runs for a message of `bytes` input bytes (count * sizeof(T)) on
+//! `world` ranks: one_shot for world == 1 (no communication, one quantization) and for
+//! bytes <= auto_one_shot_max_bytes; tree for world >= auto_tree_min_world and
+//! bytes <= auto_tree_max_bytes; two_shot otherwise. ring is never chosen automatically (same
+//! bytes as two_shot, more roundings and more latency steps). Deterministic: every rank passing
+//! the same (bytes, world) gets the same answer.
+constexpr algorithm select_algorithm(std::size_t bytes, int world) noexcept {
+  if (world <= 1 || bytes <= auto_one_shot_max_bytes) return algorithm::one_shot;
+  if (world >= auto_tree_min_world && bytes <= auto_tree_max_bytes) return algorithm::tree;
+  return algorithm::two_shot;
+}
+
+//! cfg.algo, or select_algorithm(count * size_of(type), world) when it is auto_select.
+constexpr algorithm resolve_algorithm(const allreduce_config& cfg, std::int64_t count,
+                                      element_type type, int world) noexcept {
+  return cfg.algo != algorithm::auto_select
+             ? cfg.algo
+             : select_algorithm(std::size_t(count < 0 ? 0 : count) * size_of(type), world);
+}
+
+//! The element_type of T (float, __half, __nv_bfloat16).
+template <class T>
+constexpr element_type element_type_of() noexcept {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, __half>::value ||
+                    std::is_same<T, __nv_bfloat16>::value,
+                "agoq collectives take float, __half or __nv_bfloat16");
+  return std::is_same<T, float>::value    ? element_type::f32
+         : std::is_same<T, __half>::value ? element_type::f16
+                                          : element_type::bf16;
+}
+
+namespace detail {
+
+constexpr std::uint64_t splitmix64(std::uint64_t z) noexcept {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+} // namespace detail
+
+//! The Philox seed of one quantization (see the file comment): a splitmix64 chain over
+//! (seed, stage, rank, shard, chunk). Distinct tuples give unrelated seeds.
+constexpr std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stage, std::uint64_t rank,
+                                    std::uint64_t shard, std::uint64_t chunk) noexcept {
+  std::uint64_t h = detail::splitmix64(seed);
+  h = detail::splitmix64(h ^ (stage << 48) ^ (rank << 32) ^ shard);
+  return detail::splitmix64(h ^ chunk);
+}
+
+namespace detail {
+
+//! Where each region of an all-reduce workspace lies (byte offsets from the workspace start,
+//! each a multiple of message_alignment) and the total. `slot` is the per-rank stride of the
+//! W-slot regions.
+struct allreduce_layout {
+  algorithm algo = algorithm::two_shot;
+  std::size_t slot = 0;   //!< two_shot, ring: packed_bytes(max shard); one_shot: packed(count)
+  std::size_t area_a = 0; //!< two_shot: W slots (own pieces, then gathered shards); one_shot,
+                          //!< ring: W gather slots; tree: unused
+  std::size_t area_b = 0; //!< two_shot: W receive slots; ring, tree: send then recv message
+  std::size_t msg = 0;    //!< ring, tree: bytes of one aligned chunk message buffer
+  std::size_t acc = 0;    //!< fp32 accumulator of one chunk
+  std::size_t total = 0;
+};
+
+inline allreduce_layout make_layout(algorithm algo, const partition& p, const quant_spec& s) {
+  allreduce_layout l;
+  l.algo = algo;
+  if (p.count == 0) return l;
+  const std::size_t w = std::size_t(p.world);
+  const std::int64_t span =
+      (algo == algorithm::two_shot || algo == algorithm::ring) ? p.max_shard() : p.count;
+  const std::int64_t acc_n = span < p.chunk ? span : p.chunk;
+  l.acc = align_up(std::size_t(acc_n) * sizeof(float), message_alignment);
+  l.msg = align_up(message_bytes(s, acc_n), message_alignment);
+  switch (algo) {
+  case algorithm::two_shot:
+    l.slot = p.packed_bytes(s, span);
+    l.area_a = 0;
+    l.area_b = w * l.slot;
+    l.total = 2 * w * l.slot + l.acc;
+    break;
+  case algorithm::one_shot:
+    l.slot = p.packed_bytes(s, span);
+    l.total = w * l.slot + l.acc;
+    break;
+  case algorithm::ring:
+    l.slot = p.packed_bytes(s, span);
+    l.area_b = w * l.slot;
+    l.total = w * l.slot + 2 * l.msg + l.acc;
+    break;
+  default: // tree
+    l.area_b = 0;
+    l.total = 2 * l.msg + l.acc;
+    break;
+  }
+  return l;
+}
+
+[[noreturn]] inline void comm_fail(const char* fn, const std::string& what) {
+  throw invalid_argument(std::string(fn) + ": " + what);
+}
+
+template <class T>
+struct allreduce_args {
+  const T* x;
+  T* y;
+  partition p;
+  quant_spec spec;
+  allreduce_config cfg;
+  allreduce_layout lay;
+  std::uint8_t* ws;
+  int rank;
+  int world;
+
+  float* acc() const { return reinterpret_cast<float*>(ws + lay.total - lay.acc); }
+};
+
+template <class T, class Tr, class Ex>
+inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
+  const partition& p = a.p;
+  const quant_spec& s = a.spec;
+  const int r = a.rank, w = a.world;
+  std::uint8_t* mine = a.ws + a.lay.area_a; // W slots: own pieces, later the gathered shards
+  std::uint8_t* theirs = a.ws + a.lay.area_b; // W slots: pieces of my shard from each rank
+  float* acc = a.acc();
+  const element_range my = p.shard(r);
+  const std::int64_t nchunks = p.chunks(p.max_shard());
+  for (std::int64_t c = 0; c < nchunks; ++c) {
+    const std::size_t off = p.chunk_offset(s, c);
+    for (int k = 0; k < w; ++k) { // 1. quantize my piece of every shard (this chunk)
+      const element_range sh = p.shard(k);
+      const std::int64_t n = p.chunk_size(sh.size(), c);
+      if (n > 0)
+        ex.quantize(a.x + sh.begin + c * p.chunk, n, mine + std::size_t(k) * a.lay.slot + off, s,
+                    stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k),
+                                std::uint64_t(c)));
+    }
+    const std::int64_t nm = p.chunk_size(my.size(), c);
+    tr.group_start(); // 2. all-to-all of this chunk
+    for (int k = 0; k < w; ++k) {
+      if (k == r) continue;
+      const std::int64_t n = p.chunk_size(p.shard(k).size(), c);
+      if (n > 0) tr.send(mine + std::size_t(k) * a.lay.slot + off, message_bytes(s, n), k);
+      if (nm > 0) tr.recv(theirs + std::size_t(k) * a.lay.slot + off, message_bytes(s, nm), k);
+    }
+    tr.group_end();
+    if (nm == 0) continue;
+    for (int j = 0; j < w; ++j) { // 3. fp32 sum in rank order 0..W-1
+      const std::uint8_t* m = (j == r ? mine : theirs) + std::size_t(j) * a.lay.slot + off;
+      if (j == 0)
+        ex.decode(m, nm, s, acc);
+      else
+        ex.decode_add(m, nm, s, acc);
+    }
+    if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, nm, float(w));
+    ex.quantize(static_cast<const float*>(acc), nm, mine + std::size_t(r) * a.lay.slot + off, s,
+                stream_seed(a.cfg.seed, 1, std::uint64_t(r), std::uint64_t(r), std::uint64_t(c)));
+  }
+  // 4. all-gather of the requantized shards (in place), then every rank decodes every shard.
+  tr.all_gather(mine + std::size_t(r) * a.lay.slot, mine, a.lay.slot);
+  for (int k = 0; k < w; ++k) {
+    const element_range sh = p.shard(k);
+    for (std::int64_t c = 0; c < p.chunks(sh.size()); ++c)
+      ex.dequantize(mine + std::size_t(k) * a.lay.slot + p.chunk_offset(s, c),
+                    p.chunk_size(sh.size(), c), s, a.y + sh.begin + c * p.chunk);
+  }
+}
+
+template <class T, class Tr, class Ex>
+inline void run_one_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
+  const partition& p = a.p;
+  const quant_spec& s = a.spec;
+  const int r = a.rank, w = a.world;
+  std::uint8_t* slots = a.ws + a.lay.area_a;
+  float* acc = a.acc();
+  const std::int64_t nchunks = p.chunks(p.count);
+  for (std::int64_t c = 0; c < nchunks; ++c)
+    ex.quantize(a.x + c * p.chunk, p.chunk_size(p.count, c),
+                slots + std::size_t(r) * a.lay.slot + p.chunk_offset(s, c), s,
+                stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c)));
+  tr.all_gather(slots + std::size_t(r) * a.lay.slot, slots, a.lay.slot);
+  for (std::int64_t c = 0; c < nchunks; ++c) {
+    const std::int64_t n = p.chunk_size(p.count, c);
+    const std::size_t off = p.chunk_offset(s, c);
+    for (int j = 0; j < w; ++j) {
+      const std::uint8_t* m = slots + std::size_t(j) * a.lay.slot + off;
+      if (j == 0)
+        ex.decode(m, n, s, acc);
+      else
+        ex.decode_add(m, n, s, acc);
+    }
+    if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, n, float(w));
+    ex.store(static_cast<const float*>(acc), n, a.y + c * p.chunk);
+  }
+}
+
+template <class T, class Tr, class Ex>
+inline void run_ring(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
+  const partition& p = a.p;
+  const quant_spec& s = a.spec;
+  const int r = a.rank, w = a.world;
+  std::uint8_t* gather = a.ws + a.lay.area_a;
+  std::uint8_t* sbuf = a.ws + a.lay.area_b;
+  std::uint8_t* rbuf = sbuf + a.lay.msg;
+  float* acc = a.acc();
+  const int next = (r + 1) % w, prev = (r + w - 1) % w;
+  auto mod = [w](int v) { return ((v % w) + w) % w; };
+  const std::int64_t nchunks = p.chunks(p.max_shard());
+  for (std::int64_t c = 0; c < nchunks; ++c) {
+    const std::size_t off = p.chunk_offset(s, c);
+    if (w == 1) {
+      const std::int64_t n = p.chunk_size(p.count, c);
+      ex.quantize(a.x + c * p.chunk, n, gather + off, s,
+                  stream_seed(a.cfg.seed, 0, 0, 0, std::uint64_t(c)));
+      continue;
+    }
+    { // step 0's payload: my own contribution to shard r-1, quantized once
+      const int k = mod(r - 1);
+      const element_range sh = p.shard(k);
+      const std::int64_t n = p.chunk_size(sh.size(), c);
+      if (n > 0)
+        ex.quantize(a.x + sh.begin + c * p.chunk, n, sbuf, s,
+                    stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k),
+                                std::uint64_t(c)));
+    }
+    for (int step = 0; step < w - 1; ++step) {
+      const int ks = mod(r - 1 - step), kr = mod(r - 2 - step);
+      const std::int64_t ns = p.chunk_size(p.shard(ks).size(), c);
+      const element_range shr = p.shard(kr);
+      const std::int64_t nr = p.chunk_size(shr.size(), c);
+      tr.group_start();
+      if (ns > 0) tr.send(sbuf, message_bytes(s, ns), next);
+      if (nr > 0) tr.recv(rbuf, message_bytes(s, nr), prev);
+      tr.group_end();
+      if (nr == 0) continue;
+      ex.decode(rbuf, nr, s, acc);
+      ex.add(a.x + shr.begin + c * p.chunk, nr, acc);
+      if (step < w - 2) {
+        ex.quantize(static_cast<const float*>(acc), nr, sbuf, s,
+                    stream_seed(a.cfg.seed, std::uint64_t(step) + 1, std::uint64_t(r),
+                                std::uint64_t(kr), std::uint64_t(c)));
+      } else { // kr == r: I own this shard; the sum is complete
+        if (a.cfg.op == reduce_op::average) ex.divide(acc, nr, float(w));
+        ex.quantize(static_cast<const float*>(acc), nr, gather + std::size_t(r) * a.lay.slot + off,
+                    s,
+                    stream_seed(a.cfg.seed, std::uint64_t(w) - 1, std::uint64_t(r),
+                                std::uint64_t(r), std::uint64_t(c)));
+      }
+    }
+  }
+  tr.all_gather(gather + std::size_t(r) * a.lay.slot, gather, a.lay.slot);
+  for (int k = 0; k < w; ++k) {
+    const element_range sh = p.shard(k);
+    for (std::int64_t c = 0; c < p.chunks(sh.size()); ++c)
+      ex.dequantize(gather + std::size_t(k) * a.lay.slot + p.chunk_offset(s, c),
+                    p.chunk_size(sh.size(), c), s, a.y + sh.begin + c * p.chunk);
+  }
+}
+
+template <class T, class Tr, class Ex>
+inline void run_tree(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
+  const partition& p = a.p;
+  const quant_spec& s = a.spec;
+  const int r = a.rank, w = a.world;
+  std::uint8_t* sbuf = a.ws + a.lay.area_b; // also holds the final codes being broadcast
+  std::uint8_t* rbuf = sbuf + a.lay.msg;
+  float* acc = a.acc();
+  int top = 1; // the highest power of two < w (children of rank 0 in the broadcast)
+  while (top * 2 < w) top *= 2;
+  const std::int64_t nchunks = p.chunks(p.count);
+  for (std::int64_t c = 0; c < nchunks; ++c) {
+    const std::int64_t n = p.chunk_size(p.count, c);
+    const std::size_t bytes = message_bytes(s, n);
+    ex.load(a.x + c * p.chunk, n, acc);
+    int mask = 1, level = 0;
+    for (; mask < w; mask <<= 1, ++level) { // reduce up the binomial tree
+      if (r & mask) {
+        ex.quantize(static_cast<const float*>(acc), n, sbuf, s,
+                    stream_seed(a.cfg.seed, std::uint64_t(level), std::uint64_t(r), 0,
+                                std::uint64_t(c)));
+        tr.send(sbuf, bytes, r - mask);
+        break;
+      }
+      if (r + mask < w) {
+        tr.recv(rbuf, bytes, r + mask);
+        ex.decode_add(rbuf, n, s, acc);
+      }
+    }
+    int fan; // broadcast: receive the final codes from my parent, forward to my children
+    if (r == 0) {
+      if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, n, float(w));
+      ex.quantize(static_cast<const float*>(acc), n, sbuf, s,
+                  stream_seed(a.cfg.seed, 63, 0, 0, std::uint64_t(c)));
+      fan = w > 1 ? top : 0;
+    } else {
+      const int low = r & -r;
+      tr.recv(sbuf, bytes, r - low);
+      fan = low >> 1;
+    }
+    for (int m = fan; m >= 1; m >>= 1)
+      if (r + m < w) tr.send(sbuf, bytes, r + m);
+    ex.dequantize(sbuf, n, s, a.y + c * p.chunk);
+  }
+}
+
+} // namespace detail
+
+//! Required alignment (bytes) of the workspace pointer.
+constexpr std::size_t workspace_alignment = 16;
+
+//! All-reduce of `count` elements across the ranks of `tr`: every rank passes its input `send`
+//! and receives the (quantized-wire, fp32-accumulated) sum or average in `recv`; `send == recv`
+//! (in place) is allowed, other overlaps are not. The schedule is cfg.algo (auto_select:
+//! select_algorithm(count * sizeof(T), world)); orders, roundings and stochastic-rounding salts
+//! are documented at the top of this file. `workspace` (aligned to workspace_alignment) holds at
+//! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes (comm/workspace.hpp) in the
+//! transport's memory space; nothing is allocated. Every rank must pass the same count and cfg.
+//!
+//! Determinism: outputs are bitwise identical on all ranks and across runs with the same
+//! inputs, cfg and world size.
+//!
+//! Errors: agoq::invalid_argument, "agoq::allreduce: <argument> <rule>", thrown before any
+//! communication, for: an invalid cfg (e.g. "config.block must be 32, 64, 128 or 256"),
+//! count < 0, a transport with size() < 1 ("world size must be >= 1") or a rank outside
+//! [0, size()), a null send/recv when count > 0, partially overlapping send/recv, a null,
+//! misaligned or too small workspace. Transport and executor errors propagate.
+template <class T, class Transport, class Executor>
+inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduce_config& cfg,
+                      void* workspace, std::size_t workspace_bytes, Transport& tr, Executor& ex) {
+  static_assert(is_transport_v<Transport>, "Transport does not model comm/transport.hpp");
+  static_assert(is_executor_v<Executor, T>, "Executor does not model comm/transport.hpp");
+  const char* fn = "agoq::allreduce";
+  if (const char* msg = validate(cfg)) detail::comm_fail(fn, msg);
+  if (const char* msg = validate(cfg.spec()))
+    detail::comm_fail(fn, std::string("config (as quant_spec): ") + msg);
+  if (count < 0) detail::comm_fail(fn, "count must be >= 0 (got " + std::to_string(count) + ")");
+  const int world = tr.size(), rank = tr.rank();
+  if (world < 1)
+    detail::comm_fail(fn, "world size must be >= 1 (got " + std::to_string(world) + ")");
+  if (rank < 0 || rank >= world)
+    detail::comm_fail(fn, "rank must be in [0, world size) (got " + std::to_string(rank) + ")");
+  if (count == 0) return;
+  if (send == nullptr) detail::comm_fail(fn, "send must not be null when count > 0");
+  if (recv == nullptr) detail::comm_fail(fn, "recv must not be null when count > 0");
+  if (send != recv) {
+    const auto sb = reinterpret_cast<std::uintptr_t>(send);
+    const auto rb = reinterpret_cast<std::uintptr_t>(recv);
+    const std::uintptr_t len = std::uintptr_t(count) * sizeof(T);
+    if (sb < rb + len && rb < sb + len)
+      detail::comm_fail(fn, "recv must either equal send (in place) or not overlap it");
+  }
+  const partition p = make_partition(count, cfg, world);
+  const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
+  const detail::allreduce_layout lay = detail::make_layout(algo, p, cfg.spec());
+  if (workspace == nullptr)
+    detail::comm_fail(fn, "workspace must not be null when count > 0");
+  if (reinterpret_cast<std::uintptr_t>(workspace) % workspace_alignment != 0)
+    detail::comm_fail(fn, "workspace must be aligned to " + std::to_string(workspace_alignment) +
+                              " bytes");
+  if (workspace_bytes < lay.total)
+    detail::comm_fail(fn, "workspace_bytes must be >= " + std::to_string(lay.total) +
+                              " (allreduce_workspace_size; got " +
+                              std::to_string(workspace_bytes) + ")");
+  const detail::allreduce_args<T> a{send, recv, p, cfg.spec(), cfg, lay,
+                                    static_cast<std::uint8_t*>(workspace), rank, world};
+  switch (algo) {
+  case algorithm::one_shot: detail::run_one_shot(a, tr, ex); break;
+  case algorithm::ring: detail::run_ring(a, tr, ex); break;
+  case algorithm::tree: detail::run_tree(a, tr, ex); break;
+  default: detail::run_two_shot(a, tr, ex); break;
+  }
+}
+
+} // namespace agoq

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file error.hpp
+//! Two error tiers. Launchers return `[[nodiscard]] agoq::status`; host-level wrappers throw
+//! `agoq::error` subclasses whose message names the argument and the rule it broke.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace agoq {
+
+//! Result of a launcher. Anything but `success` means nothing was launched, or the launch failed.
+enum class status : int {
+  success = 0,
+  invalid_argument, //!< an argument broke a documented rule; nothing was launched
+  cuda_error,       //!< the CUDA runtime reported an error (e.g. at launch)
+  nccl_error,       //!< NCCL reported an error
+  not_supported,    //!< valid, but this build or device cannot do it (e.g. no NCCL)
+};
+
+//! A short, stable name for `s`, e.g. "invalid_argument".
+constexpr const char* to_string(status s) noexcept {
+  switch (s) {
+  case status::success: return "success";
+  case status::invalid_argument: return "invalid_argument";
+  case status::cuda_error: return "cuda_error";
+  case status::nccl_error: return "nccl_error";
+  case status::not_supported: return "not_supported";
+  }
+  return "unknown_status";
+}
+
+//! Base of everything agoq throws.
+class error : public std::runtime_error {
+public:
+  explicit error(const std::string& what) : std::runtime_error(what) {}
+};
+
+//! An argument broke a rule; the message reads "<function>: <argument> <rule>".
+class invalid_argument : public error {
+public:
+  explicit invalid_argument(const std::string& what) : error(what) {}
+};
+
+//! A CUDA runtime call failed; carries the cudaError_t.
+class cuda_error : public error {
+public:
+  cuda_error(cudaError_t code, const std::string& what)
+      : error(what + ": " + cudaGetErrorName(code) + " (" + cudaGetErrorString(code) + ")"),
+        m_code(code) {}
+  cudaError_t code() const noexcept { return m_code; }
+
+private:
+  cudaError_t m_code;
+};
+
+//! An NCCL call failed; carries the ncclResult_t as an int so this header needs no nccl.h.
+class nccl_error : public error {
+public:
+  nccl_error(int code, const std::string& what)
+      : error(what + ": ncclResult " + std::to_string(code)), m_code(code) {}
+  int code() const noexcept { return m_code; }
+
+private:
+  int m_code;
+};
+
+namespace detail {
+
+//! The sentence a launcher left when it returned invalid_argument (per thread).
+inline std::string& last_message() {
+  thread_local std::string message;
+  return message;
+}
+
+//! The CUDA error a launcher saw when it returned status::cuda_error (per thread).
+inline cudaError_t& last_cuda_error() {
+  thread_local cudaError_t code = cudaSuccess;
+  return code;
+}
+
+//! Maps a CUDA result to a status, remembering the error for the throwing tier.
+inline status from_cuda(cudaError_t e) {
+  if (e == cudaSuccess) return status::success;
+  last_cuda_error() = e;
+  return status::cuda_error;
+}
+
+//! Records why a launcher refuses its arguments and returns status::invalid_argument.
+inline status refuse(const char* function, const char* rule) {
+  last_message() = std::string(function) + ": " + rule;
+  return status::invalid_argument;
+}
+
+} // namespace detail
+
+//! Why the last launcher on this thread returned status::invalid_argument, e.g.
+//! "agoq::quantize: ld must be >= cols".
+inline const char* last_error_message() noexcept { return detail::last_message().c_str(); }
+
+namespace detail {
+
+[[noreturn]] inline void throw_cuda_error(cudaError_t code, const char* expr, const char* file,
+                                          int line) {
+  (void)cudaGetLastError(); // clear a non-sticky error so the next call starts clean
+  throw cuda_error(code, std::string(expr) + " at " + file + ":" + std::to_string(line));
+}
+
+[[noreturn]] inline void throw_status(status s, const char* expr, const char* file, int line) {
+  const std::string where = std::string(expr) + " at " + file + ":" + std::to_string(line);
+  if (s == status::invalid_argument) throw invalid_argument(last_message() + " (" + where + ")");
+  if (s == status::cuda_error) throw cuda_error(last_cuda_error(), where);
+  throw error(where + " returned " + to_string(s));
+}
+
+} // namespace detail
+} // namespace agoq
+
+//! Throws agoq::cuda_error if the cudaError_t expression fails.
+#define AGOQ_CUDA_TRY(expr)                                                                        \
+  do {                                                                                             \
+    const cudaError_t agoq_cuda_try_e_ = (expr);                                                   \
+    if (agoq_cuda_try_e_ != cudaSuccess)                                                           \
+      ::agoq::detail::throw_cuda_error(agoq_cuda_try_e_, #expr, __FILE__, __LINE__);               \
+  } while (0)
+
+//! Returns agoq::status::cuda_error from the enclosing function if the expression fails.
+#define AGOQ_CUDA_RETURN(expr)                                                                     \
+  do {                                                                                             \
+    const cudaError_t agoq_cuda_return_e_ = (expr);                                                \
+    if (agoq_cuda_return_e_ != cudaSuccess) return ::agoq::detail::from_cuda(agoq_cuda_return_e_); \
+  } while (0)
+
+//! Throws (invalid_argument, cuda_error or error) if an agoq::status expression is not success.
+#define AGOQ_TRY(expr)                                                                             \
+  do {                                                                                             \
+    const ::agoq::status agoq_try_s_ = (expr);                                                     \
+    if (agoq_try_s_ != ::agoq::status::success)                                                    \
+      ::agoq::detail::throw_status(agoq_try_s_, #expr, __FILE__, __LINE__);                        \
+  } while (0)

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file format/format.hpp
+//! The vocabulary of a quantized tensor: `format`, `scale_kind`, `rounding`, `quant_spec`, and the
+//! constexpr size queries callers use to allocate codes and scales.
+//!
+//! Storage layout (one rule for every format, documented once here):
+//! - A tensor is rows x cols (1-D: one row). Blocks of `spec.block` elements run along a row; the
+//!   last block of a row may be partial (a masked tail).
+//! - Codes: every block occupies block * bits / 8 bytes, a tail block too (its unused codes are 0),
+//!   so a row holds blocks_per_row * block * bits / 8 bytes and rows are stored back to back.
+//!   Within a block, each group of eight values packs into `bits` bytes, little-endian: value i of
+//!   the group holds bits [i*bits, i*bits + bits) of the group's 64-bit word.
+//! - Scales: one per block, row-major (rows x blocks_per_row); fp32 for scale_kind::fp32 and
+//!   scale_kind::pow2, one E8M0 byte for scale_kind::e8m0.
+//! - Zero points (asymmetric integers only): one fp32 block minimum per block, same indexing.
+#pragma once
+
+#include "agoq/config.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+
+namespace agoq {
+
+//! Element format of the codes. Integer formats are symmetric (signed, two's complement) unless
+//! `quant_spec::symmetric` is false, in which case codes are unsigned with a per-block zero point.
+enum class format : std::uint8_t {
+  int2,
+  int3,
+  int4,
+  int5,
+  int6,
+  int7,
+  int8,
+  fp8_e4m3,
+  fp8_e5m2,
+  fp4_e2m1,
+};
+
+//! How a block's scale is chosen and stored.
+enum class scale_kind : std::uint8_t {
+  fp32, //!< absmax / qmax, stored as fp32 (default)
+  pow2, //!< absmax / qmax rounded up to a power of two, stored as fp32
+  e8m0, //!< the same power of two, stored as one OCP MX E8M0 byte
+};
+
+//! How a scaled value is rounded to a code.
+enum class rounding : std::uint8_t {
+  nearest_even, //!< round to nearest, ties to even (default)
+  stochastic,   //!< floor(x + u), u uniform in [0,1) from Philox keyed by (seed, element index)
+};
+
+//! Bits per code.
+constexpr int bits_of(format f) noexcept {
+  switch (f) {
+  case format::int2: return 2;
+  case format::int3: return 3;
+  case format::int4: return 4;
+  case format::int5: return 5;
+  case format::int6: return 6;
+  case format::int7: return 7;
+  case format::int8: return 8;
+  case format::fp8_e4m3: return 8;
+  case format::fp8_e5m2: return 8;
+  case format::fp4_e2m1: return 4;
+  }
+  return 0;
+}
+
+constexpr bool is_integer(format f) noexcept {
+  return f != format::fp8_e4m3 && f != format::fp8_e5m2 && f != format::fp4_e2m1;
+}
+
+//! The symmetric integer format of `bits` bits (2..8); int8 for anything else.
+constexpr format int_format(int bits) noexcept {
+  switch (bits) {
+  case 2: return format::int2;
+  case 3: return format::int3;
+  case 4: return format::int4;
+  case 5: return format::int5;
+  case 6: return format::int6;
+  case 7: return format::int7;
+  default: return format::int8;
+  }
+}
+
+constexpr const char* to_string(format f) noexcept {
+  switch (f) {
+  case format::int2: return "int2";
+  case format::int3: return "int3";
+  case format::int4: return "int4";
+  case format::int5: return "int5";
+  case format::int6: return "int6";
+  case format::int7: return "int7";
+  case format::int8: return "int8";
+  case format::fp8_e4m3: return "fp8_e4m3";
+  case format::fp8_e5m2: return "fp8_e5m2";
+  case format::fp4_e2m1: return "fp4_e2m1";
+  }
+  return "unknown_format";
+}
+
+constexpr const char* to_string(scale_kind s) noexcept {
+  switch (s) {
+  case scale_kind::fp32: return "fp32";
+  case scale_kind::pow2: return "pow2";
+  case scale_kind::e8m0: return "e8m0";
+  }
+  return "unknown_scale";
+}
+
+constexpr const char* to_string(rounding r) noexcept {
+  switch (r) {
+  case rounding::nearest_even: return "nearest_even";
+  case rounding::stochastic: return "stochastic";
+  }
+  return "unknown_rounding";
+}
+
+inline std::ostream& operator<<(std::ostream& os, format f) { return os << to_string(f); }
+inline std::ostream& operator<<(std::ostream& os, scale_kind s) { return os << to_string(s); }
+inline std::ostream& operator<<(std::ostream& os, rounding r) { return os << to_string(r); }
+
+//! Everything needed to encode or decode a quantized tensor besides its shape and pointers.
+struct quant_spec {
+  agoq::format format = agoq::format::int8;
+  int block = 128; //!< elements per scale: 32, 64, 128 or 256
+  agoq::scale_kind scale = agoq::scale_kind::fp32;
+  agoq::rounding rounding = agoq::rounding::nearest_even;
+  bool symmetric = true; //!< false: unsigned codes + fp32 block minimum (integer formats only)
+
+  friend constexpr bool operator==(const quant_spec& a, const quant_spec& b) noexcept {
+    return a.format == b.format && a.block == b.block && a.scale == b.scale &&
+           a.rounding == b.rounding && a.symmetric == b.symmetric;
+  }
+  friend constexpr bool operator!=(const quant_spec& a, const quant_spec& b) noexcept {
+    return !(a == b);
+  }
+  friend std::ostream& operator<<(std::ostream& os, const quant_spec& s) {
+    return os << s.format << (s.symmetric ? "" : "_asym") << '/' << s.block << '/' << s.scale
+              << '/' << s.rounding;
+  }
+};
+
+//! True for the block sizes the library supports (32, 64, 128, 256).
+constexpr bool is_supported_block(int block) noexcept {
+  return block == 32 || block == 64 || block == 128 || block == 256;
+}
+
+//! A null message if `s` is a valid spec, else a sentence naming the field and the rule it broke.
+constexpr const char* validate(const quant_spec& s) noexcept {
+  if (!is_supported_block(s.block)) return "spec.block must be 32, 64, 128 or 256";
+  if (bits_of(s.format) == 0) return "spec.format is not a known format";
+  if (!s.symmetric && !is_integer(s.format))
+    return "spec.symmetric may be false only for integer formats (int2..int8)";
+  if (s.scale != scale_kind::fp32 && !s.symmetric)
+    return "spec.scale must be fp32 for asymmetric integer formats";
+  return nullptr;
+}
+
+//! Blocks in one row of `cols` elements.
+constexpr std::int64_t blocks_per_row(const quant_spec& s, std::int64_t cols) noexcept {
+  return (cols + s.block - 1) / s.block;
+}
+
+//! Bytes of codes for one block.
+constexpr std::int64_t block_code_bytes(const quant_spec& s) noexcept {
+  return std::int64_t(s.block) * bits_of(s.format) / 8;
+}
+
+//! Bytes of codes for a rows x cols tensor (tail blocks padded to a whole block).
+constexpr std::size_t codes_bytes(const quant_spec& s, std::int64_t rows,
+                                  std::int64_t cols) noexcept {
+  return std::size_t(rows * blocks_per_row(s, cols) * block_code_bytes(s));
+}
+constexpr std::size_t codes_bytes(const quant_spec& s, std::int64_t count) noexcept {
+  return codes_bytes(s, 1, count);
+}
+
+//! Number of scales (= number of blocks, = number of zero points when asymmetric).
+constexpr std::int64_t scales_count(const quant_spec& s, std::int64_t rows,
+                                    std::int64_t cols) noexcept {
+  return rows * blocks_per_row(s, cols);
+}
+constexpr std::int64_t scales_count(const quant_spec& s, std::int64_t count) noexcept {
+  return scales_count(s, 1, count);
+}
+
+//! Bytes of one stored scale: 1 for E8M0, else 4.
+constexpr int scale_bytes(const quant_spec& s) noexcept {
+  return s.scale == scale_kind::e8m0 ? 1 : 4;
+}
+constexpr std::size_t scales_bytes(const quant_spec& s, std::int64_t rows,
+                                   std::int64_t cols) noexcept {
+  return std::size_t(scales_count(s, rows, cols)) * std::size_t(scale_bytes(s));
+}
+constexpr std::size_t scales_bytes(const quant_spec& s, std::int64_t count) noexcept {
+  return scales_bytes(s, 1, count);
+}
+
+//! Bytes of zero points (0 when symmetric).
+constexpr std::size_t zeros_bytes(const quant_spec& s, std::int64_t rows,
+                                  std::int64_t cols) noexcept {
+  return s.symmetric ? 0 : std::size_t(scales_count(s, rows, cols)) * sizeof(float);
+}
+constexpr std::size_t zeros_bytes(const quant_spec& s, std::int64_t count) noexcept {
+  return zeros_bytes(s, 1, count);
+}
+
+//! Storage bits per element including scales and zero points, for full blocks.
+constexpr double bits_per_element(const quant_spec& s) noexcept {
+  return bits_of(s.format) + (8.0 * scale_bytes(s) + (s.symmetric ? 0.0 : 32.0)) / s.block;
+}
+
+} // namespace agoq

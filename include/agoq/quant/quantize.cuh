@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file quant/quantize.cuh
+//! GPU block-wise quantizers: `quantize`, `dequantize`, `dequantize_accumulate` and
+//! `accumulate_requantize`, for every format of format/format.hpp.
+//!
+//! Common rules of these launchers:
+//! - Element types T: float, __half, __nv_bfloat16. Tensors are rows x cols with a leading
+//!   dimension `ld` (elements, >= cols); the 1-D overloads take `view.cols` elements (rows = 1).
+//!   The quantized side uses the layout of format/format.hpp (`codes_bytes`, `scales_bytes`,
+//!   `zeros_bytes` size it).
+//! - The stream is last. Nothing allocates or synchronizes; every launcher may be captured in a
+//!   CUDA graph. Results are bit-identical to agoq::ref (quant/reference.hpp) for the same seed.
+//! - Arguments are checked before any launch: a broken rule returns status::invalid_argument and
+//!   `agoq::last_error_message()` names the argument and the rule (AGOQ_TRY turns it into an
+//!   agoq::invalid_argument exception). A count of zero launches nothing and succeeds.
+//! - Input and output pointers must not overlap (except accumulate_requantize's own buffer).
+//!
+//! Example:
+//! @code
+//!   const agoq::quant_spec spec{agoq::format::int8, 128};          // INT8, block 128, fp32 scales
+//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec}; // sized by codes_bytes(spec, n)
+//!   AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream));          // d_x: n bf16 values
+//!   AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), d_y, stream));
+//! @endcode
+#pragma once
+
+#include "agoq/error.hpp"
+#include "agoq/quant/dispatch.cuh"
+#include "agoq/quant/kernels.cuh"
+#include "agoq/quant/tuning.cuh"
+#include "agoq/quant/view.hpp"
+#include "agoq/version.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace agoq {
+namespace detail {
+
+template <class T>
+inline constexpr bool is_element_type_v = std::is_same_v<T, float> || std::is_same_v<T, __half> ||
+                                          std::is_same_v<T, __nv_bfloat16>;
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
+//! Rows may use 16-byte vector accesses when the base is aligned and every row start is too.
+template <class T> bool rows_vectorizable(const T* p, std::int64_t rows, std::int64_t ld) {
+  return aligned16(p) && (rows == 1 || (ld * std::int64_t(sizeof(T))) % 16 == 0);
+}
+
+//! Checks shared by all launchers; null when fine, else the rule that broke.
+inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
+  if (const char* m = validate(v.spec)) return m;
+  if (v.rows < 0) return "rows must be >= 0";
+  if (v.cols < 0) return "cols must be >= 0";
+  if (ld < v.cols) return "ld must be >= cols";
+  if (v.count() == 0) return nullptr;
+  if (v.codes == nullptr) return "codes must not be null when the tensor is not empty";
+  if (v.scales == nullptr) return "scales must not be null when the tensor is not empty";
+  if (!v.spec.symmetric && v.zeros == nullptr)
+    return "zeros must not be null for an asymmetric spec";
+  // Packed groups are stored with aligned 2/4/8-byte accesses.
+  const int bits = bits_of(v.spec.format);
+  const unsigned align = bits == 8 ? 8u : bits == 4 ? 4u : bits == 2 ? 2u : 1u;
+  if ((reinterpret_cast<std::uintptr_t>(v.codes) & (align - 1)) != 0)
+    return "codes must be aligned to 8 bytes (int8/fp8), 4 (int4/fp4) or 2 (int2)";
+  if (v.spec.scale != scale_kind::e8m0 && (reinterpret_cast<std::uintptr_t>(v.scales) & 3u) != 0)
+    return "scales must be 4-byte aligned for fp32/pow2 scales";
+  return nullptr;
+}
+
+inline block_grid make_grid(const const_quantized_view& v) {
+  int log2_lanes = 0;
+  while ((8 << log2_lanes) < v.spec.block) ++log2_lanes;
+  return block_grid{v.rows, v.cols, blocks_per_row(v.spec, v.cols), v.spec.block, log2_lanes};
+}
+
+//! Grid size for `chunks` 8-element chunks on the current device.
+inline status launch_shape(std::int64_t chunks, int& grid, int& threads) {
+  int dev = 0, sms = 0, major = 0, minor = 0;
+  AGOQ_CUDA_RETURN(cudaGetDevice(&dev));
+  AGOQ_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  AGOQ_CUDA_RETURN(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  AGOQ_CUDA_RETURN(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  const quant_tuning t = quant_tuning_for(major * 10 + minor);
+  threads = t.threads;
+  const std::int64_t needed = (chunks + threads - 1) / threads;
+  const std::int64_t cap = std::int64_t(sms) * t.ctas_per_sm;
+  grid = int(needed < cap ? needed : cap);
+  return status::success;
+}
+
+inline status launched() { return from_cuda(cudaGetLastError()); }
+
+} // namespace detail
+
+inline namespace v0_1 {
+
+//! Quantizes the rows x cols tensor `x` (leading dimension `ld`) into `out`, one block at a time:
+//! block amax (or min/max), scale, encode, pack; `x` is read once. `seed` keys stochastic
+//! rounding (element (r, c) draws from Philox(seed, r * cols + c)); it is ignored otherwise.
+//! Errors: invalid_argument (spec, shape, ld < cols, null or misaligned pointers), cuda_error.
+template <class T>
+[[nodiscard]] status quantize(const T* x, std::int64_t ld, quantized_view out, std::uint64_t seed,
+                              cudaStream_t stream) {
+  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
+  const const_quantized_view v(out);
+  if (const char* m = detail::check_view(v, ld)) return detail::refuse("agoq::quantize", m);
+  if (v.count() == 0) return status::success;
+  if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
+  detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
+                       static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
+                       out.spec.scale, out.spec.rounding, seed};
+  int grid = 0, threads = 0;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
+  return detail::dispatch_format(out.spec, [&](auto tag) {
+    using tag_t = decltype(tag);
+    detail::quantize_kernel<tag_t::value, tag_t::symmetric, T><<<grid, threads, 0, stream>>>(x, a);
+    return detail::launched();
+  });
+}
+
+//! 1-D form: `out.cols` contiguous elements (out.rows must be 1).
+template <class T>
+[[nodiscard]] status quantize(const T* x, quantized_view out, std::uint64_t seed,
+                              cudaStream_t stream) {
+  if (out.rows != 1) return detail::refuse("agoq::quantize", "out.rows must be 1 in the 1-D form");
+  return quantize(x, out.cols, out, seed, stream);
+}
+
+//! Decodes `in` into the rows x cols tensor `y` (leading dimension `ld`), rounded to T
+//! (nearest-even). Elements of y outside the rows x cols window are not touched.
+template <class T>
+[[nodiscard]] status dequantize(const_quantized_view in, T* y, std::int64_t ld,
+                                cudaStream_t stream) {
+  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
+  if (const char* m = detail::check_view(in, ld)) return detail::refuse("agoq::dequantize", m);
+  if (in.count() == 0) return status::success;
+  if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
+  detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(y, in.rows, ld),
+                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
+                         in.spec.scale, 1.0f};
+  int grid = 0, threads = 0;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
+  return detail::dispatch_format(in.spec, [&](auto tag) {
+    using tag_t = decltype(tag);
+    detail::dequantize_kernel<tag_t::value, tag_t::symmetric, T><<<grid, threads, 0, stream>>>(y, a);
+    return detail::launched();
+  });
+}
+
+//! 1-D form of dequantize (in.rows must be 1).
+template <class T>
+[[nodiscard]] status dequantize(const_quantized_view in, T* y, cudaStream_t stream) {
+  if (in.rows != 1) return detail::refuse("agoq::dequantize", "in.rows must be 1 in the 1-D form");
+  return dequantize(in, y, in.cols, stream);
+}
+
+//! acc[r*ld + c] = fmaf(decoded(r, c), alpha, acc[r*ld + c]): adds the decoded tensor, scaled by
+//! alpha, into an fp32 accumulator in one pass (e.g. summing received shards, or gradients).
+[[nodiscard]] inline status dequantize_accumulate(const_quantized_view in, float* acc,
+                                                  std::int64_t ld, float alpha,
+                                                  cudaStream_t stream) {
+  if (const char* m = detail::check_view(in, ld))
+    return detail::refuse("agoq::dequantize_accumulate", m);
+  if (in.count() == 0) return status::success;
+  if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
+  detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(acc, in.rows, ld),
+                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
+                         in.spec.scale, alpha};
+  int grid = 0, threads = 0;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
+  return detail::dispatch_format(in.spec, [&](auto tag) {
+    using tag_t = decltype(tag);
+    detail::dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
+        <<<grid, threads, 0, stream>>>(acc, a);
+    return detail::launched();
+  });
+}
+
+//! 1-D form of dequantize_accumulate (in.rows must be 1).
+[[nodiscard]] inline status dequantize_accumulate(const_quantized_view in, float* acc, float alpha,
+                                                  cudaStream_t stream) {
+  if (in.rows != 1)
+    return detail::refuse("agoq::dequantize_accumulate", "in.rows must be 1 in the 1-D form");
+  return dequantize_accumulate(in, acc, in.cols, alpha, stream);
+}
+
+//! buf := quantize(dequantize(buf) + x), summed in fp32, in one pass (the gradient-buffer update):
+//! every block gets a new scale from the sum. `seed` keys stochastic rounding as in quantize.
+template <class T>
+[[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, std::int64_t ld,
+                                           std::uint64_t seed, cudaStream_t stream) {
+  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
+  const const_quantized_view v(buf);
+  if (const char* m = detail::check_view(v, ld))
+    return detail::refuse("agoq::accumulate_requantize", m);
+  if (v.count() == 0) return status::success;
+  if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
+  detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
+                       static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
+                       buf.spec.scale, buf.spec.rounding, seed};
+  int grid = 0, threads = 0;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
+  return detail::dispatch_format(buf.spec, [&](auto tag) {
+    using tag_t = decltype(tag);
+    detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
+        <<<grid, threads, 0, stream>>>(x, a);
+    return detail::launched();
+  });
+}
+
+//! 1-D form of accumulate_requantize (buf.rows must be 1).
+template <class T>
+[[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, std::uint64_t seed,
+                                           cudaStream_t stream) {
+  if (buf.rows != 1)
+    return detail::refuse("agoq::accumulate_requantize", "buf.rows must be 1 in the 1-D form");
+  return accumulate_requantize(buf, x, buf.cols, seed, stream);
+}
+
+} // namespace v0_1
+} // namespace agoq

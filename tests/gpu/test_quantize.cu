@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: Apache-2.0
+// GPU quantizers against the host reference, bit for bit: every format x symmetry x block x
+// element type, nearest and stochastic rounding, every scale kind, odd lengths and 2-D strided
+// tensors; poisoned outputs prove every element is written and nothing past the end is.
+#include "gpu/gpu_test.cuh"
+
+#include <agoq/agoq.cuh>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using agoq::format;
+using agoq::quant_spec;
+using agoq_test::device_buffer;
+
+constexpr std::uint8_t kPoison = 0xA5;
+constexpr size_t kGuard = 64; // bytes past the end of every output that must stay poisoned
+
+//! Test data: blocks cycle through normal, heavy-tailed, near-limit and special blocks.
+std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uni(0.05f, 1.0f);
+  std::vector<float> x(size_t(rows * ld));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < ld; ++c) {
+      const std::int64_t b = c / block + r * 7;
+      float v = 0.0f;
+      switch (b % 7) {
+      case 0: v = normal(gen); break;
+      case 1: v = normal(gen) / (uni(gen) * uni(gen)); break; // heavy tail
+      case 2: v = (c % block == 0) ? 448.0f * 3.0f : float(int(normal(gen) * 3.0f)) + 0.5f; break;
+      case 3: v = 0.0f; break;                                 // all-zero block
+      case 4: v = normal(gen) * 1e-5f; break;                  // realistic gradient magnitude
+      case 5: v = normal(gen) * 60000.0f; break;               // near fp16/e5m2 limits
+      case 6: v = normal(gen) + 3.0f; break;                   // skewed (asymmetric case)
+      }
+      x[size_t(r * ld + c)] = v;
+    }
+  }
+  return x;
+}
+
+template <class T> std::vector<T> convert(const std::vector<float>& x) {
+  std::vector<T> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = T(x[i]);
+  return out;
+}
+
+struct combo {
+  format fmt;
+  bool symmetric;
+};
+
+std::vector<combo> all_combos() {
+  std::vector<combo> v;
+  for (format f : {format::int2, format::int3, format::int4, format::int5, format::int6,
+                   format::int7, format::int8}) {
+    v.push_back({f, true});
+    v.push_back({f, false});
+  }
+  for (format f : {format::fp8_e4m3, format::fp8_e5m2, format::fp4_e2m1}) v.push_back({f, true});
+  return v;
+}
+
+//! Device output buffers with a poisoned guard zone past the end.
+struct qbuffers {
+  size_t code_bytes, scale_bytes, zero_count;
+  device_buffer<std::uint8_t> codes, scales;
+  device_buffer<float> zeros;
+  qbuffers(const quant_spec& s, std::int64_t rows, std::int64_t cols)
+      : code_bytes(agoq::codes_bytes(s, rows, cols)), scale_bytes(agoq::scales_bytes(s, rows, cols)),
+        zero_count(s.symmetric ? 0 : size_t(agoq::scales_count(s, rows, cols))),
+        codes(code_bytes + kGuard), scales(scale_bytes + kGuard), zeros(zero_count + kGuard) {
+    codes.fill_bytes(kPoison);
+    scales.fill_bytes(kPoison);
+    zeros.fill_bytes(kPoison);
+  }
+  agoq::quantized_view view(const quant_spec& s, std::int64_t rows, std::int64_t cols) {
+    return {codes.ptr, scales.ptr, s.symmetric ? nullptr : zeros.ptr, rows, cols, s};
+  }
+};
+
+void expect_guard(const std::vector<std::uint8_t>& bytes, size_t used, const char* what) {
+  for (size_t i = used; i < bytes.size(); ++i)
+    ASSERT_EQ(bytes[i], kPoison) << what << " written past its end at byte " << i - used;
+}
+
+template <class T> std::string type_name() {
+  if (std::is_same_v<T, float>) return "float";
+  if (std::is_same_v<T, __half>) return "half";
+  return "bf16";
+}
+
+//! Quantize + dequantize + dequantize_accumulate + accumulate_requantize of one shape and spec,
+//! each compared with the host reference bit for bit.
+template <class T>
+void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
+                std::uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << spec << " " << type_name<T>() << " rows=" << rows
+                                    << " cols=" << cols << " ld=" << ld);
+  const std::vector<float> xf = make_data(rows, ld, spec.block, unsigned(cols * 31 + rows));
+  const std::vector<T> x = convert<T>(xf);
+  device_buffer<T> d_x(x.size());
+  d_x.upload(x);
+
+  // Host reference.
+  qbuffers dev(spec, rows, cols);
+  std::vector<std::uint8_t> h_codes(dev.code_bytes), h_scales(dev.scale_bytes);
+  std::vector<float> h_zeros(dev.zero_count);
+  agoq::quantized_view hv{h_codes.data(), h_scales.data(),
+                          spec.symmetric ? nullptr : h_zeros.data(), rows, cols, spec};
+  agoq::ref::quantize(x.data(), ld, hv, seed);
+
+  // quantize
+  AGOQ_TRY(agoq::quantize(d_x.ptr, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
+  AGOQ_CUDA_TRY(cudaDeviceSynchronize());
+  const auto g_codes = dev.codes.download(), g_scales = dev.scales.download();
+  ASSERT_EQ(0, std::memcmp(g_codes.data(), h_codes.data(), h_codes.size())) << "codes differ";
+  ASSERT_EQ(0, std::memcmp(g_scales.data(), h_scales.data(), h_scales.size())) << "scales differ";
+  expect_guard(g_codes, dev.code_bytes, "codes");
+  expect_guard(g_scales, dev.scale_bytes, "scales");
+  if (!spec.symmetric) {
+    const auto g_zeros = dev.zeros.download();
+    ASSERT_EQ(0, std::memcmp(g_zeros.data(), h_zeros.data(), h_zeros.size() * 4)) << "zeros";
+    std::vector<std::uint8_t> zb(g_zeros.size() * 4);
+    std::memcpy(zb.data(), g_zeros.data(), zb.size());
+    expect_guard(zb, dev.zero_count * 4, "zeros");
+  }
+
+  // dequantize into a poisoned, strided output: the gaps between rows must stay poisoned.
+  const agoq::const_quantized_view cv(dev.view(spec, rows, cols));
+  const std::int64_t out_ld = cols + 3;
+  device_buffer<T> d_y(size_t(rows * out_ld) + 16);
+  d_y.fill_bytes(0x7f);
+  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr, out_ld, cudaStream_t{}));
+  std::vector<T> h_y(d_y.count);
+  std::memset(static_cast<void*>(h_y.data()), 0x7f, h_y.size() * sizeof(T));
+  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data(), out_ld);
+  const auto g_y = d_y.download();
+  ASSERT_EQ(0, std::memcmp(g_y.data(), h_y.data(), h_y.size() * sizeof(T))) << "dequantize";
+
+  // dequantize_accumulate with alpha into a prefilled fp32 accumulator.
+  std::vector<float> acc0(size_t(rows * out_ld) + 16);
+  for (size_t i = 0; i < acc0.size(); ++i) acc0[i] = float(int(i % 13)) * 0.25f;
+  device_buffer<float> d_acc(acc0.size());
+  d_acc.upload(acc0);
+  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr, out_ld, 0.5f, cudaStream_t{}));
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc0.data(), out_ld, 0.5f);
+  const auto g_acc = d_acc.download();
+  ASSERT_EQ(0, std::memcmp(g_acc.data(), acc0.data(), acc0.size() * 4)) << "dequantize_accumulate";
+
+  // accumulate_requantize: buf := quantize(dequantize(buf) + x), with another seed.
+  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x.ptr, ld, seed + 1,
+                                       cudaStream_t{}));
+  agoq::ref::accumulate_requantize(hv, x.data(), ld, seed + 1);
+  const auto g2_codes = dev.codes.download(), g2_scales = dev.scales.download();
+  ASSERT_EQ(0, std::memcmp(g2_codes.data(), h_codes.data(), h_codes.size())) << "acc codes";
+  ASSERT_EQ(0, std::memcmp(g2_scales.data(), h_scales.data(), h_scales.size())) << "acc scales";
+  expect_guard(g2_codes, dev.code_bytes, "accumulate_requantize codes");
+  if (!spec.symmetric) {
+    const auto g_zeros = dev.zeros.download();
+    ASSERT_EQ(0, std::memcmp(g_zeros.data(), h_zeros.data(), h_zeros.size() * 4)) << "acc zeros";
+  }
+}
+
+struct param {
+  combo c;
+  int block;
+  int type; // 0 float, 1 half, 2 bf16
+};
+
+void PrintTo(const param& p, std::ostream* os) {
+  *os << agoq::to_string(p.c.fmt) << (p.c.symmetric ? "" : "_asym") << " block " << p.block
+      << " type " << p.type;
+}
+
+std::string param_name(const ::testing::TestParamInfo<param>& info) {
+  const param& p = info.param;
+  static const char* types[] = {"f32", "f16", "bf16"};
+  return std::string(agoq::to_string(p.c.fmt)) + (p.c.symmetric ? "" : "_asym") + "_b" +
+         std::to_string(p.block) + "_" + types[p.type];
+}
+
+std::vector<param> all_params() {
+  std::vector<param> v;
+  for (combo c : all_combos())
+    for (int b : {32, 64, 128, 256})
+      for (int t = 0; t < 3; ++t) v.push_back({c, b, t});
+  return v;
+}
+
+class quantize_vs_reference : public ::testing::TestWithParam<param> {};
+
+template <class T> void run_all_shapes(const param& p) {
+  std::vector<agoq::scale_kind> scales{agoq::scale_kind::fp32};
+  if (p.c.symmetric) {
+    scales.push_back(agoq::scale_kind::pow2);
+    scales.push_back(agoq::scale_kind::e8m0);
+  }
+  for (agoq::rounding r : {agoq::rounding::nearest_even, agoq::rounding::stochastic}) {
+    for (agoq::scale_kind sk : scales) {
+      const quant_spec spec{p.c.fmt, p.block, sk, r, p.c.symmetric};
+      const std::int64_t b = p.block;
+      // 1-D: odd lengths around the block, and a large prime.
+      for (std::int64_t n : {std::int64_t(1), b - 1, b, b + 1, 7 * b + 3, std::int64_t(100003)})
+        check_case<T>(spec, 1, n, n, 42 + n);
+      // 2-D: row-strided input, cols not a multiple of the block, ld not a multiple of 8.
+      check_case<T>(spec, 37, 3 * b + 5, 3 * b + 5 + 11, 7);
+      check_case<T>(spec, 5, 2 * b, 2 * b + 8, 9); // aligned rows: vector path
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST_P(quantize_vs_reference, bit_exact) {
+  AGOQ_REQUIRE_DEVICE();
+  const param p = GetParam();
+  if (p.type == 0) run_all_shapes<float>(p);
+  if (p.type == 1) run_all_shapes<__half>(p);
+  if (p.type == 2) run_all_shapes<__nv_bfloat16>(p);
+}
+
+INSTANTIATE_TEST_SUITE_P(all, quantize_vs_reference, ::testing::ValuesIn(all_params()), param_name);
+
+TEST(quantize_gpu, large_tensor_int8_bf16_vector_path) {
+  AGOQ_REQUIRE_DEVICE();
+  // 2^24 + 5 elements: many grid-stride iterations and a tail.
+  check_case<__nv_bfloat16>(quant_spec{format::int8, 128}, 1, (1 << 24) + 5, (1 << 24) + 5, 3);
+}
+
+TEST(quantize_gpu, refuses_bad_arguments_before_launch) {
+  AGOQ_REQUIRE_DEVICE();
+  const quant_spec spec{format::int8, 128};
+  device_buffer<float> x(256);
+  device_buffer<std::uint8_t> codes(256), scales(16);
+  agoq::quantized_view v{codes.ptr, scales.ptr, nullptr, 2, 128, spec};
+
+  EXPECT_EQ(agoq::quantize(x.ptr, 100, v, 0, cudaStream_t{}), agoq::status::invalid_argument);
+  EXPECT_NE(std::string(agoq::last_error_message()).find("ld must be >= cols"), std::string::npos)
+      << agoq::last_error_message();
+
+  agoq::quantized_view bad_block = v;
+  bad_block.spec.block = 100;
+  EXPECT_EQ(agoq::quantize(x.ptr, 128, bad_block, 0, cudaStream_t{}),
+            agoq::status::invalid_argument);
+  EXPECT_NE(std::string(agoq::last_error_message()).find("block"), std::string::npos);
+
+  agoq::quantized_view no_codes = v;
+  no_codes.codes = nullptr;
+  EXPECT_EQ(agoq::quantize(x.ptr, 128, no_codes, 0, cudaStream_t{}),
+            agoq::status::invalid_argument);
+  EXPECT_NE(std::string(agoq::last_error_message()).find("codes"), std::string::npos);
+
+  agoq::quantized_view asym = v;
+  asym.spec.symmetric = false;
+  EXPECT_EQ(agoq::quantize(x.ptr, 128, asym, 0, cudaStream_t{}), agoq::status::invalid_argument);
+  EXPECT_NE(std::string(agoq::last_error_message()).find("zeros"), std::string::npos);
+
+  EXPECT_EQ(agoq::quantize(static_cast<const float*>(nullptr), 128, v, 0, cudaStream_t{}),
+            agoq::status::invalid_argument);
+  EXPECT_THROW(AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(v),
+                                         static_cast<float*>(nullptr), cudaStream_t{})),
+               agoq::invalid_argument);
+  // A zero count is a no-op that succeeds, even with null pointers.
+  agoq::quantized_view empty{nullptr, nullptr, nullptr, 1, 0, spec};
+  EXPECT_EQ(agoq::quantize(static_cast<const float*>(nullptr), empty, 0, cudaStream_t{}),
+            agoq::status::success);
+  AGOQ_CUDA_TRY(cudaDeviceSynchronize());
+}
+
+TEST(quantize_gpu, graph_capture_replays_the_same_bits) {
+  AGOQ_REQUIRE_DEVICE();
+  const quant_spec spec{format::int4, 64, agoq::scale_kind::fp32, agoq::rounding::stochastic};
+  const std::int64_t n = 4099;
+  std::vector<float> x = make_data(1, n, 64, 5);
+  device_buffer<float> d_x(n), d_acc(n);
+  d_x.upload(x);
+  AGOQ_CUDA_TRY(cudaMemset(d_acc.ptr, 0, n * sizeof(float)));
+  qbuffers q(spec, 1, n);
+  cudaStream_t stream;
+  AGOQ_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaGraph_t graph;
+  AGOQ_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  AGOQ_TRY(agoq::quantize(d_x.ptr, q.view(spec, 1, n), 11, stream));
+  AGOQ_TRY(agoq::dequantize_accumulate(agoq::const_quantized_view(q.view(spec, 1, n)), d_acc.ptr,
+                                       1.0f, stream));
+  AGOQ_CUDA_TRY(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec;
+  AGOQ_CUDA_TRY(cudaGraphInstantiate(&exec, graph, 0));
+  AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+  AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+  AGOQ_CUDA_TRY(cudaStreamSynchronize(stream));
+
+  std::vector<std::uint8_t> hc(q.code_bytes), hs(q.scale_bytes);
+  agoq::quantized_view hv{hc.data(), hs.data(), nullptr, 1, n, spec};
+  agoq::ref::quantize(x.data(), hv, 11);
+  std::vector<float> acc(n, 0.0f);
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc.data(), n, 1.0f);
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc.data(), n, 1.0f);
+  EXPECT_EQ(0, std::memcmp(q.codes.download().data(), hc.data(), hc.size()));
+  EXPECT_EQ(0, std::memcmp(d_acc.download().data(), acc.data(), acc.size() * 4));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+} // namespace
