@@ -35,14 +35,16 @@ TEST(CommHostTransport, GroupedExchangeAroundARing) {
 TEST(CommHostTransport, AllGatherInAndOutOfPlace) {
   agoq::host_run(5, [](agoq::host_transport& tr, agoq::host_executor&) {
     const int r = tr.rank();
-    std::vector<std::uint16_t> buf(5 * 3, 0), mine = {std::uint16_t(r), std::uint16_t(r + 100),
-                                                      std::uint16_t(r + 200)};
+    std::vector<std::uint16_t> buf(5 * 3, 0),
+        mine = {std::uint16_t(r), std::uint16_t(r + 100), std::uint16_t(r + 200)};
     tr.all_gather(mine.data(), buf.data(), 6);
-    for (int p = 0; p < 5; ++p) EXPECT_EQ(buf[std::size_t(p) * 3 + 1], p + 100);
+    for (int p = 0; p < 5; ++p)
+      EXPECT_EQ(buf[std::size_t(p) * 3 + 1], p + 100);
     std::vector<std::uint16_t> inplace(5 * 3, 0);
     inplace[std::size_t(r) * 3 + 2] = std::uint16_t(7 * r);
     tr.all_gather(inplace.data() + std::size_t(r) * 3, inplace.data(), 6);
-    for (int p = 0; p < 5; ++p) EXPECT_EQ(inplace[std::size_t(p) * 3 + 2], 7 * p);
+    for (int p = 0; p < 5; ++p)
+      EXPECT_EQ(inplace[std::size_t(p) * 3 + 2], 7 * p);
   });
 }
 

@@ -68,12 +68,12 @@ inline std::ostream& operator<<(std::ostream& os, element_type t) { return os <<
 //! How an all-reduce is carried out. Defaults: INT8 codes, one fp32 scale per 128 elements,
 //! round to nearest even, sum, automatic algorithm, pipeline chunk chosen by the library.
 struct allreduce_config {
-  agoq::format wire = agoq::format::int8;            //!< code format on the wire (symmetric)
-  int block = 128;                                   //!< elements per scale: 32, 64, 128, 256
-  agoq::scale_kind scale = agoq::scale_kind::fp32;   //!< how block scales are chosen and stored
+  agoq::format wire = agoq::format::int8;          //!< code format on the wire (symmetric)
+  int block = 128;                                 //!< elements per scale: 32, 64, 128, 256
+  agoq::scale_kind scale = agoq::scale_kind::fp32; //!< how block scales are chosen and stored
   agoq::rounding rounding = agoq::rounding::nearest_even; //!< every quantization's rounding
-  reduce_op op = reduce_op::sum;                     //!< sum or average
-  agoq::algorithm algo = agoq::algorithm::auto_select; //!< schedule (auto: select_algorithm())
+  reduce_op op = reduce_op::sum;                          //!< sum or average
+  agoq::algorithm algo = agoq::algorithm::auto_select;    //!< schedule (auto: select_algorithm())
   std::uint64_t seed = 0; //!< stochastic rounding seed (salted per stage/rank/shard/chunk)
   //! Elements per pipeline chunk: 0 = library default (comm/partition.hpp), else a positive
   //! multiple of `block`. It changes the message granularity and the stochastic-rounding noise

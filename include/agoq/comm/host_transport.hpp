@@ -109,8 +109,8 @@ public:
 private:
   static int check_world(int world) {
     if (world < 1)
-      throw invalid_argument("agoq::host_fabric: world must be >= 1 (got " +
-                             std::to_string(world) + ")");
+      throw invalid_argument("agoq::host_fabric: world must be >= 1 (got " + std::to_string(world) +
+                             ")");
     return world;
   }
   std::deque<std::vector<std::uint8_t>>& box(int src, int dst) {
@@ -147,7 +147,8 @@ public:
     if (--m_depth > 0) return;
     std::vector<pending> todo;
     todo.swap(m_pending);
-    for (const pending& p : todo) m_fabric->take(p.peer, m_rank, p.buf, p.bytes);
+    for (const pending& p : todo)
+      m_fabric->take(p.peer, m_rank, p.buf, p.bytes);
   }
 
   //! Eager: copies buf into the (rank, peer) mailbox now.
@@ -212,23 +213,23 @@ struct host_executor {
   void decode_add(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
     ref::dequantize_accumulate(cview(msg, n, s), acc, n, 1.0f); // fmaf(q, 1, a) == a + q
   }
-  template <class T>
-  void load(const T* x, std::int64_t n, float* acc) {
-    for (std::int64_t i = 0; i < n; ++i) acc[i] = ref::detail::to_float(x[i]);
+  template <class T> void load(const T* x, std::int64_t n, float* acc) {
+    for (std::int64_t i = 0; i < n; ++i)
+      acc[i] = ref::detail::to_float(x[i]);
   }
-  template <class T>
-  void add(const T* x, std::int64_t n, float* acc) {
-    for (std::int64_t i = 0; i < n; ++i) acc[i] = acc[i] + ref::detail::to_float(x[i]);
+  template <class T> void add(const T* x, std::int64_t n, float* acc) {
+    for (std::int64_t i = 0; i < n; ++i)
+      acc[i] = acc[i] + ref::detail::to_float(x[i]);
   }
   void divide(float* acc, std::int64_t n, float divisor) {
-    for (std::int64_t i = 0; i < n; ++i) acc[i] = acc[i] / divisor;
+    for (std::int64_t i = 0; i < n; ++i)
+      acc[i] = acc[i] / divisor;
   }
-  template <class T>
-  void store(const float* acc, std::int64_t n, T* y) {
-    for (std::int64_t i = 0; i < n; ++i) y[i] = ref::detail::from_float<T>(acc[i]);
+  template <class T> void store(const float* acc, std::int64_t n, T* y) {
+    for (std::int64_t i = 0; i < n; ++i)
+      y[i] = ref::detail::from_float<T>(acc[i]);
   }
-  template <class T>
-  void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
+  template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
     ref::dequantize(cview(msg, n, s), y);
   }
 
@@ -255,8 +256,7 @@ static_assert(is_executor_v<host_executor, float>, "host_executor must model Exe
 //! fresh host_fabric, joins them, and rethrows the exception of the rank that failed first (the
 //! fabric is aborted on that failure so the other ranks stop waiting). Throws
 //! agoq::invalid_argument if world < 1.
-template <class Fn>
-inline void host_run(int world, Fn&& fn) {
+template <class Fn> inline void host_run(int world, Fn&& fn) {
   host_fabric fabric(world);
   std::exception_ptr first;
   std::mutex first_mutex;
@@ -276,7 +276,8 @@ inline void host_run(int world, Fn&& fn) {
         fabric.abort();
       }
     });
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   if (first) std::rethrow_exception(first);
 }
 

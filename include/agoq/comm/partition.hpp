@@ -44,7 +44,9 @@ struct element_range {
 };
 
 //! `v` rounded up to a multiple of `a` (a > 0).
-constexpr std::size_t align_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
+constexpr std::size_t align_up(std::size_t v, std::size_t a) noexcept {
+  return (v + a - 1) / a * a;
+}
 
 //! Bytes of one message holding n elements: codes then scales (no alignment padding).
 constexpr std::size_t message_bytes(const quant_spec& s, std::int64_t n) noexcept {
@@ -54,9 +56,9 @@ constexpr std::size_t message_bytes(const quant_spec& s, std::int64_t n) noexcep
 //! The split of `count` elements over `world` ranks and into chunks. Plain value; all ranks
 //! computing it from the same (count, config, world) get the same result.
 struct partition {
-  std::int64_t count = 0; //!< elements in the whole buffer
-  int world = 1;          //!< ranks
-  int block = 128;        //!< elements per block (scale)
+  std::int64_t count = 0;                      //!< elements in the whole buffer
+  int world = 1;                               //!< ranks
+  int block = 128;                             //!< elements per block (scale)
   std::int64_t chunk = default_chunk_elements; //!< elements per chunk (multiple of block, > 0)
 
   //! Blocks in the whole buffer.
@@ -96,8 +98,8 @@ struct partition {
   constexpr std::size_t packed_bytes(const quant_spec& s, std::int64_t n) const noexcept {
     if (n <= 0) return 0;
     const std::int64_t nc = chunks(n);
-    return chunk_offset(s, nc - 1) + align_up(message_bytes(s, chunk_size(n, nc - 1)),
-                                              message_alignment);
+    return chunk_offset(s, nc - 1) +
+           align_up(message_bytes(s, chunk_size(n, nc - 1)), message_alignment);
   }
 };
 

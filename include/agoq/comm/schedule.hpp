@@ -95,8 +95,7 @@ constexpr algorithm resolve_algorithm(const allreduce_config& cfg, std::int64_t 
 }
 
 //! The element_type of T (float, __half, __nv_bfloat16).
-template <class T>
-constexpr element_type element_type_of() noexcept {
+template <class T> constexpr element_type element_type_of() noexcept {
   static_assert(std::is_same<T, float>::value || std::is_same<T, __half>::value ||
                     std::is_same<T, __nv_bfloat16>::value,
                 "agoq collectives take float, __half or __nv_bfloat16");
@@ -179,8 +178,7 @@ inline allreduce_layout make_layout(algorithm algo, const partition& p, const qu
   throw invalid_argument(std::string(fn) + ": " + what);
 }
 
-template <class T>
-struct allreduce_args {
+template <class T> struct allreduce_args {
   const T* x;
   T* y;
   partition p;
@@ -199,7 +197,7 @@ inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   const partition& p = a.p;
   const quant_spec& s = a.spec;
   const int r = a.rank, w = a.world;
-  std::uint8_t* mine = a.ws + a.lay.area_a; // W slots: own pieces, later the gathered shards
+  std::uint8_t* mine = a.ws + a.lay.area_a;   // W slots: own pieces, later the gathered shards
   std::uint8_t* theirs = a.ws + a.lay.area_b; // W slots: pieces of my shard from each rank
   float* acc = a.acc();
   const element_range my = p.shard(r);
@@ -210,9 +208,9 @@ inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
       const element_range sh = p.shard(k);
       const std::int64_t n = p.chunk_size(sh.size(), c);
       if (n > 0)
-        ex.quantize(a.x + sh.begin + c * p.chunk, n, mine + std::size_t(k) * a.lay.slot + off, s,
-                    stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k),
-                                std::uint64_t(c)));
+        ex.quantize(
+            a.x + sh.begin + c * p.chunk, n, mine + std::size_t(k) * a.lay.slot + off, s,
+            stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k), std::uint64_t(c)));
     }
     const std::int64_t nm = p.chunk_size(my.size(), c);
     tr.group_start(); // 2. all-to-all of this chunk
@@ -298,9 +296,9 @@ inline void run_ring(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
       const element_range sh = p.shard(k);
       const std::int64_t n = p.chunk_size(sh.size(), c);
       if (n > 0)
-        ex.quantize(a.x + sh.begin + c * p.chunk, n, sbuf, s,
-                    stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k),
-                                std::uint64_t(c)));
+        ex.quantize(
+            a.x + sh.begin + c * p.chunk, n, sbuf, s,
+            stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k), std::uint64_t(c)));
     }
     for (int step = 0; step < w - 1; ++step) {
       const int ks = mod(r - 1 - step), kr = mod(r - 2 - step);
@@ -345,7 +343,8 @@ inline void run_tree(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   std::uint8_t* rbuf = sbuf + a.lay.msg;
   float* acc = a.acc();
   int top = 1; // the highest power of two < w (children of rank 0 in the broadcast)
-  while (top * 2 < w) top *= 2;
+  while (top * 2 < w)
+    top *= 2;
   const std::int64_t nchunks = p.chunks(p.count);
   for (std::int64_t c = 0; c < nchunks; ++c) {
     const std::int64_t n = p.chunk_size(p.count, c);
@@ -354,9 +353,9 @@ inline void run_tree(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
     int mask = 1, level = 0;
     for (; mask < w; mask <<= 1, ++level) { // reduce up the binomial tree
       if (r & mask) {
-        ex.quantize(static_cast<const float*>(acc), n, sbuf, s,
-                    stream_seed(a.cfg.seed, std::uint64_t(level), std::uint64_t(r), 0,
-                                std::uint64_t(c)));
+        ex.quantize(
+            static_cast<const float*>(acc), n, sbuf, s,
+            stream_seed(a.cfg.seed, std::uint64_t(level), std::uint64_t(r), 0, std::uint64_t(c)));
         tr.send(sbuf, bytes, r - mask);
         break;
       }
@@ -392,8 +391,9 @@ constexpr std::size_t workspace_alignment = 16;
 //! (in place) is allowed, other overlaps are not. The schedule is cfg.algo (auto_select:
 //! select_algorithm(count * sizeof(T), world)); orders, roundings and stochastic-rounding salts
 //! are documented at the top of this file. `workspace` (aligned to workspace_alignment) holds at
-//! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes (comm/workspace.hpp) in the
-//! transport's memory space; nothing is allocated. Every rank must pass the same count and cfg.
+//! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes
+//! (comm/workspace.hpp) in the transport's memory space; nothing is allocated. Every rank must pass
+//! the same count and cfg.
 //!
 //! Determinism: outputs are bitwise identical on all ranks and across runs with the same
 //! inputs, cfg and world size.
@@ -431,17 +431,16 @@ inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduc
   const partition p = make_partition(count, cfg, world);
   const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
   const detail::allreduce_layout lay = detail::make_layout(algo, p, cfg.spec());
-  if (workspace == nullptr)
-    detail::comm_fail(fn, "workspace must not be null when count > 0");
+  if (workspace == nullptr) detail::comm_fail(fn, "workspace must not be null when count > 0");
   if (reinterpret_cast<std::uintptr_t>(workspace) % workspace_alignment != 0)
     detail::comm_fail(fn, "workspace must be aligned to " + std::to_string(workspace_alignment) +
                               " bytes");
   if (workspace_bytes < lay.total)
     detail::comm_fail(fn, "workspace_bytes must be >= " + std::to_string(lay.total) +
-                              " (allreduce_workspace_size; got " +
-                              std::to_string(workspace_bytes) + ")");
-  const detail::allreduce_args<T> a{send, recv, p, cfg.spec(), cfg, lay,
-                                    static_cast<std::uint8_t*>(workspace), rank, world};
+                              " (allreduce_workspace_size; got " + std::to_string(workspace_bytes) +
+                              ")");
+  const detail::allreduce_args<T> a{
+      send, recv, p, cfg.spec(), cfg, lay, static_cast<std::uint8_t*>(workspace), rank, world};
   switch (algo) {
   case algorithm::one_shot: detail::run_one_shot(a, tr, ex); break;
   case algorithm::ring: detail::run_ring(a, tr, ex); break;

@@ -63,61 +63,54 @@
 namespace agoq {
 namespace detail {
 
-template <class Tr, class = void>
-struct is_transport_impl : std::false_type {};
+template <class Tr, class = void> struct is_transport_impl : std::false_type {};
 
 template <class Tr>
 struct is_transport_impl<
-    Tr, std::void_t<decltype(int(std::declval<const Tr&>().rank())),
-                    decltype(int(std::declval<const Tr&>().size())),
-                    decltype(std::declval<Tr&>().group_start()),
-                    decltype(std::declval<Tr&>().group_end()),
-                    decltype(std::declval<Tr&>().send(std::declval<const void*>(),
-                                                      std::size_t(0), 0)),
-                    decltype(std::declval<Tr&>().recv(std::declval<void*>(), std::size_t(0), 0)),
-                    decltype(std::declval<Tr&>().all_gather(std::declval<const void*>(),
-                                                            std::declval<void*>(),
-                                                            std::size_t(0)))>>
+    Tr, std::void_t<
+            decltype(int(std::declval<const Tr&>().rank())),
+            decltype(int(std::declval<const Tr&>().size())),
+            decltype(std::declval<Tr&>().group_start()), decltype(std::declval<Tr&>().group_end()),
+            decltype(std::declval<Tr&>().send(std::declval<const void*>(), std::size_t(0), 0)),
+            decltype(std::declval<Tr&>().recv(std::declval<void*>(), std::size_t(0), 0)),
+            decltype(std::declval<Tr&>().all_gather(std::declval<const void*>(),
+                                                    std::declval<void*>(), std::size_t(0)))>>
     : std::true_type {};
 
-template <class Ex, class T, class = void>
-struct is_executor_impl : std::false_type {};
+template <class Ex, class T, class = void> struct is_executor_impl : std::false_type {};
 
 template <class Ex, class T>
 struct is_executor_impl<
     Ex, T,
-    std::void_t<
-        decltype(std::declval<Ex&>().quantize(std::declval<const T*>(), std::int64_t(0),
-                                              std::declval<void*>(),
-                                              std::declval<const quant_spec&>(),
-                                              std::uint64_t(0))),
-        decltype(std::declval<Ex&>().decode(std::declval<const void*>(), std::int64_t(0),
-                                            std::declval<const quant_spec&>(),
-                                            std::declval<float*>())),
-        decltype(std::declval<Ex&>().decode_add(std::declval<const void*>(), std::int64_t(0),
-                                                std::declval<const quant_spec&>(),
-                                                std::declval<float*>())),
-        decltype(std::declval<Ex&>().load(std::declval<const T*>(), std::int64_t(0),
-                                          std::declval<float*>())),
-        decltype(std::declval<Ex&>().add(std::declval<const T*>(), std::int64_t(0),
-                                         std::declval<float*>())),
-        decltype(std::declval<Ex&>().divide(std::declval<float*>(), std::int64_t(0), 1.0f)),
-        decltype(std::declval<Ex&>().store(std::declval<const float*>(), std::int64_t(0),
-                                           std::declval<T*>())),
-        decltype(std::declval<Ex&>().dequantize(std::declval<const void*>(), std::int64_t(0),
-                                                std::declval<const quant_spec&>(),
-                                                std::declval<T*>()))>> : std::true_type {};
+    std::void_t<decltype(std::declval<Ex&>().quantize(
+                    std::declval<const T*>(), std::int64_t(0), std::declval<void*>(),
+                    std::declval<const quant_spec&>(), std::uint64_t(0))),
+                decltype(std::declval<Ex&>().decode(std::declval<const void*>(), std::int64_t(0),
+                                                    std::declval<const quant_spec&>(),
+                                                    std::declval<float*>())),
+                decltype(std::declval<Ex&>().decode_add(
+                    std::declval<const void*>(), std::int64_t(0), std::declval<const quant_spec&>(),
+                    std::declval<float*>())),
+                decltype(std::declval<Ex&>().load(std::declval<const T*>(), std::int64_t(0),
+                                                  std::declval<float*>())),
+                decltype(std::declval<Ex&>().add(std::declval<const T*>(), std::int64_t(0),
+                                                 std::declval<float*>())),
+                decltype(std::declval<Ex&>().divide(std::declval<float*>(), std::int64_t(0), 1.0f)),
+                decltype(std::declval<Ex&>().store(std::declval<const float*>(), std::int64_t(0),
+                                                   std::declval<T*>())),
+                decltype(std::declval<Ex&>().dequantize(
+                    std::declval<const void*>(), std::int64_t(0), std::declval<const quant_spec&>(),
+                    std::declval<T*>()))>> : std::true_type {};
 
 } // namespace detail
 
 //! True if `Tr` has the Transport members documented in this file (signatures only).
-template <class Tr>
-constexpr bool is_transport_v = detail::is_transport_impl<Tr>::value;
+template <class Tr> constexpr bool is_transport_v = detail::is_transport_impl<Tr>::value;
 
 //! True if `Ex` has the Executor members documented in this file for element type `T` (and
 //! for float, which the schedules use to requantize fp32 sums).
 template <class Ex, class T>
 constexpr bool is_executor_v =
-    detail::is_executor_impl<Ex, T>::value && detail::is_executor_impl<Ex, float>::value;
+    detail::is_executor_impl<Ex, T>::value&& detail::is_executor_impl<Ex, float>::value;
 
 } // namespace agoq

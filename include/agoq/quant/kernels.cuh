@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace agoq {
 namespace detail {
@@ -82,6 +83,53 @@ template <class T> AGOQ_DEVICE void load8(const T* p, int valid, bool vec, float
   }
 #pragma unroll
   for (int i = 0; i < 8; ++i) v[i] = i < valid ? to_float(p[i]) : 0.0f;
+}
+
+//! Eight elements of T as raw bits (16 bytes for 2-byte types, 32 for fp32): held in registers
+//! between the load phase and the work phase of a trip, half the registers of 8 floats.
+template <class T> struct raw8 {
+  std::uint32_t w[2 * sizeof(T)];
+};
+
+template <class T> AGOQ_DEVICE std::uint32_t element_bits(const T* p) {
+  if constexpr (sizeof(T) == 2) return *reinterpret_cast<const std::uint16_t*>(p);
+  else return *reinterpret_cast<const std::uint32_t*>(p);
+}
+
+//! Loads 8 elements as raw bits (zeros past `valid`), with 16-byte loads when possible.
+template <class T> AGOQ_DEVICE raw8<T> load_raw8(const T* p, int valid, bool vec) {
+  raw8<T> r;
+  if (vec && valid == 8) {
+#pragma unroll
+    for (int j = 0; j < int(sizeof(T)) / 2; ++j) {
+      const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p) + j);
+      r.w[4 * j] = q.x, r.w[4 * j + 1] = q.y, r.w[4 * j + 2] = q.z, r.w[4 * j + 3] = q.w;
+    }
+    return r;
+  }
+#pragma unroll
+  for (int j = 0; j < int(2 * sizeof(T)); ++j) r.w[j] = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    if (i >= valid) continue;
+    if constexpr (sizeof(T) == 2) r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
+    else r.w[i] = element_bits(p + i);
+  }
+  return r;
+}
+
+//! The 8 elements of `r` as floats (exact for every input type).
+template <class T> AGOQ_DEVICE void to_floats(const raw8<T>& r, float (&v)[8]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    if constexpr (std::is_same_v<T, float>) {
+      v[i] = __uint_as_float(r.w[i]);
+    } else {
+      const std::uint16_t b = std::uint16_t(r.w[i / 2] >> (16 * (i & 1)));
+      if constexpr (std::is_same_v<T, __nv_bfloat16>) v[i] = __uint_as_float(std::uint32_t(b) << 16);
+      else v[i] = __half2float(__ushort_as_half(b));
+    }
+  }
 }
 
 //! Stores the first `valid` of 8 values, rounded to T (nearest-even).
@@ -174,19 +222,31 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[8], int valid, int log2_la
   }
 }
 
-//! Uniforms of the 8 elements idx0..idx0+7: one Philox call serves four consecutive indices.
+//! Uniforms of the 8 elements idx0..idx0+7 (the same values as philox_uniform per element): one
+//! Philox call serves four consecutive indices. Only constant indices into the words, so they
+//! stay in registers.
 AGOQ_DEVICE void philox_uniform8(std::uint64_t seed, std::int64_t idx0, float (&u)[8]) {
-  philox_block w = philox_words(seed, std::uint64_t(idx0));
-  std::uint64_t group = std::uint64_t(idx0) >> 2;
+  const std::uint64_t first = std::uint64_t(idx0) & ~std::uint64_t(3);
+  const int off = int(idx0 & 3);
+  const philox_block b0 = philox_words(seed, first), b1 = philox_words(seed, first + 4);
+  const philox_block b2 = off ? philox_words(seed, first + 8) : b1;
+  const std::uint32_t r[12] = {b0.w[0], b0.w[1], b0.w[2], b0.w[3], b1.w[0], b1.w[1],
+                               b1.w[2], b1.w[3], b2.w[0], b2.w[1], b2.w[2], b2.w[3]};
+#define AGOQ_UNIFORM8_CASE(o)                                                                      \
+  case o:                                                                                          \
+    for (int i = 0; i < 8; ++i) u[i] = uniform_from_word(r[i + o]);                                \
+    break;
+  switch (off) {
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const std::uint64_t idx = std::uint64_t(idx0) + i;
-    if ((idx >> 2) != group) {
-      group = idx >> 2;
-      w = philox_words(seed, idx);
-    }
-    u[i] = uniform_from_word(w.w[idx & 3]);
+    AGOQ_UNIFORM8_CASE(0)
+#pragma unroll
+    AGOQ_UNIFORM8_CASE(1)
+#pragma unroll
+    AGOQ_UNIFORM8_CASE(2)
+#pragma unroll
+    AGOQ_UNIFORM8_CASE(3)
   }
+#undef AGOQ_UNIFORM8_CASE
 }
 
 //! Encodes the valid values of a chunk with the block's parameters; codes past `valid` are 0.
@@ -259,103 +319,161 @@ struct dequant_args {
   float alpha;          //!< dequantize_accumulate only
 };
 
-// Loop shape shared by all kernels: a grid-stride loop over chunks in which every lane of a warp
-// stays until the warp's last chunk is done, so the block shuffles always see a full warp.
-#define AGOQ_CHUNK_LOOP(g, c)                                                                      \
-  const std::int64_t agoq_total_ = (g).chunks();                                                   \
-  const std::int64_t agoq_stride_ = std::int64_t(gridDim.x) * blockDim.x;                          \
-  for (std::int64_t c = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;                       \
-       c - (threadIdx.x & 31) < agoq_total_; c += agoq_stride_)
+//! The loop every kernel runs: a grid-stride loop over chunks, `Unroll` chunks per thread per
+//! trip. All loads of a trip are issued before any is used (several 16-byte loads in flight per
+//! thread hide HBM latency), and every lane of a warp stays until the warp's last chunk is done,
+//! so the block shuffles always see a full warp. `load(k, c)` and `work(k, c)` get the slot k and
+//! the chunk index c (which may be >= total: such a lane only takes part in the shuffles).
+template <int Unroll, class Load, class Work>
+AGOQ_DEVICE void for_each_chunk(std::int64_t total, Load&& load, Work&& work) {
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  for (std::int64_t base = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+       base - lane < total; base += stride * Unroll) {
+#pragma unroll
+    for (int k = 0; k < Unroll; ++k) load(k, base + k * stride);
+#pragma unroll
+    for (int k = 0; k < Unroll; ++k) work(k, base + k * stride);
+  }
+}
+
+//! Chunks in flight per thread (16-byte loads for 2-byte types, 32-byte for fp32).
+template <class T> inline constexpr int unroll_v = sizeof(T) == 2 ? 4 : 2;
+
+template <class C>
+AGOQ_DEVICE std::uint8_t* chunk_codes(std::uint8_t* codes, const block_grid& g, const chunk_pos& p) {
+  return codes + p.blk * (std::int64_t(g.block) * C::bits / 8) + p.lane * C::bits;
+}
+template <class C>
+AGOQ_DEVICE const std::uint8_t* chunk_codes(const std::uint8_t* codes, const block_grid& g,
+                                            const chunk_pos& p) {
+  return codes + p.blk * (std::int64_t(g.block) * C::bits / 8) + p.lane * C::bits;
+}
+
+//! Position of chunk c, with valid = 0 for a chunk past the end (a lane kept for the shuffles).
+AGOQ_DEVICE chunk_pos locate_or_idle(const block_grid& g, std::int64_t c, std::int64_t total) {
+  chunk_pos p = locate(g, c < total ? c : 0);
+  if (c >= total) p.valid = 0;
+  return p;
+}
 
 template <format F, bool Symmetric, class T>
 __global__ static void quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int bits = C::bits;
-  AGOQ_CHUNK_LOOP(a.g, c) {
-    const bool live = c < agoq_total_;
-    const chunk_pos p = locate(a.g, live ? c : 0);
-    const int valid = live ? p.valid : 0;
-    float v[8];
-    load8(x + p.row * a.ld + p.col0, valid, a.vec, v);
-    const chunk_stats st = reduce_stats<Symmetric>(v, valid, a.g.log2_lanes);
-    if (!live) continue;
-    const block_params bp = params_from_stats<C>(st, a.scale);
-    const std::uint64_t w =
-        encode_chunk<C>(v, valid, bp, a.rnd, a.seed, p.row * a.g.cols + p.col0);
-    store_group<bits>(a.codes + p.blk * (std::int64_t(a.g.block) * bits / 8) + p.lane * bits, w);
-    if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
-  }
+  constexpr int U = unroll_v<T>;
+  const std::int64_t total = a.g.chunks();
+  raw8<T> raw[U];
+  for_each_chunk<U>(
+      total,
+      [&](int k, std::int64_t c) {
+        const chunk_pos p = locate_or_idle(a.g, c, total);
+        raw[k] = load_raw8(x + p.row * a.ld + p.col0, p.valid, a.vec);
+      },
+      [&](int k, std::int64_t c) {
+        const chunk_pos p = locate_or_idle(a.g, c, total); // recomputed: cheaper than registers
+        float v[8];
+        to_floats(raw[k], v);
+        const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
+        if (c >= total) return;
+        const block_params bp = params_from_stats<C>(st, a.scale);
+        store_group<C::bits>(chunk_codes<C>(a.codes, a.g, p),
+                             encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed,
+                                             p.row * a.g.cols + p.col0));
+        if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+      });
 }
 
 template <format F, bool Symmetric, class T>
 __global__ static void dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int bits = C::bits;
-  AGOQ_CHUNK_LOOP(a.g, c) {
-    if (c >= agoq_total_) continue;
-    const chunk_pos p = locate(a.g, c);
-    if (p.valid == 0) continue;
-    const block_params bp = load_params<C>(a.scale, a.scales, a.zeros, p.blk);
-    float v[8];
-    decode_chunk<C>(
-        load_group<bits>(a.codes + p.blk * (std::int64_t(a.g.block) * bits / 8) + p.lane * bits),
-        bp, v);
-    store8(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
-  }
+  constexpr int U = 4;
+  const std::int64_t total = a.g.chunks();
+  std::uint64_t w[U];
+  block_params bp[U];
+  chunk_pos p[U];
+  for_each_chunk<U>(
+      total,
+      [&](int k, std::int64_t c) {
+        p[k] = locate_or_idle(a.g, c, total);
+        if (p[k].valid == 0) return;
+        w[k] = load_group<C::bits>(chunk_codes<C>(a.codes, a.g, p[k]));
+        bp[k] = load_params<C>(a.scale, a.scales, a.zeros, p[k].blk);
+      },
+      [&](int k, std::int64_t) {
+        if (p[k].valid == 0) return;
+        float v[8];
+        decode_chunk<C>(w[k], bp[k], v);
+        store8(y + p[k].row * a.ld + p[k].col0, p[k].valid, a.vec, v);
+      });
 }
 
 template <format F, bool Symmetric>
 __global__ static void dequantize_accumulate_kernel(float* __restrict__ acc, dequant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int bits = C::bits;
-  AGOQ_CHUNK_LOOP(a.g, c) {
-    if (c >= agoq_total_) continue;
-    const chunk_pos p = locate(a.g, c);
-    if (p.valid == 0) continue;
-    const block_params bp = load_params<C>(a.scale, a.scales, a.zeros, p.blk);
-    float d[8], s[8];
-    decode_chunk<C>(
-        load_group<bits>(a.codes + p.blk * (std::int64_t(a.g.block) * bits / 8) + p.lane * bits),
-        bp, d);
-    float* dst = acc + p.row * a.ld + p.col0;
-    load8(dst, p.valid, a.vec, s);
+  constexpr int U = 2;
+  const std::int64_t total = a.g.chunks();
+  std::uint64_t w[U];
+  block_params bp[U];
+  chunk_pos p[U];
+  float s[U][8];
+  for_each_chunk<U>(
+      total,
+      [&](int k, std::int64_t c) {
+        p[k] = locate_or_idle(a.g, c, total);
+        if (p[k].valid == 0) return;
+        w[k] = load_group<C::bits>(chunk_codes<C>(a.codes, a.g, p[k]));
+        bp[k] = load_params<C>(a.scale, a.scales, a.zeros, p[k].blk);
+        load8(acc + p[k].row * a.ld + p[k].col0, p[k].valid, a.vec, s[k]);
+      },
+      [&](int k, std::int64_t) {
+        if (p[k].valid == 0) return;
+        float d[8];
+        decode_chunk<C>(w[k], bp[k], d);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) s[i] = fma_f(d[i], a.alpha, s[i]);
-    store8(dst, p.valid, a.vec, s);
-  }
+        for (int i = 0; i < 8; ++i) s[k][i] = fma_f(d[i], a.alpha, s[k][i]);
+        store8(acc + p[k].row * a.ld + p[k].col0, p[k].valid, a.vec, s[k]);
+      });
 }
 
 template <format F, bool Symmetric, class T>
 __global__ static void accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int bits = C::bits;
-  AGOQ_CHUNK_LOOP(a.g, c) {
-    const bool live = c < agoq_total_;
-    const chunk_pos p = locate(a.g, live ? c : 0);
-    const int valid = live ? p.valid : 0;
-    float v[8];
-    load8(x + p.row * a.ld + p.col0, valid, a.vec, v);
-    std::uint8_t* codes = a.codes + p.blk * (std::int64_t(a.g.block) * bits / 8) + p.lane * bits;
-    if (valid > 0) {
-      const block_params old =
-          load_params<C>(a.scale, a.scales, a.zeros, p.blk);
-      float d[8];
-      decode_chunk<C>(load_group<bits>(codes), old, d);
+  constexpr int U = unroll_v<T>;
+  const std::int64_t total = a.g.chunks();
+  raw8<T> raw[U];
+  std::uint64_t w[U];
+  block_params old[U];
+  for_each_chunk<U>(
+      total,
+      [&](int k, std::int64_t c) {
+        const chunk_pos p = locate_or_idle(a.g, c, total);
+        raw[k] = load_raw8(x + p.row * a.ld + p.col0, p.valid, a.vec);
+        if (p.valid == 0) return;
+        w[k] = load_group<C::bits>(chunk_codes<C>(a.codes, a.g, p));
+        old[k] = load_params<C>(a.scale, a.scales, a.zeros, p.blk);
+      },
+      [&](int k, std::int64_t c) {
+        const chunk_pos p = locate_or_idle(a.g, c, total);
+        float v[8];
+        to_floats(raw[k], v);
+        if (p.valid > 0) {
+          float d[8];
+          decode_chunk<C>(w[k], old[k], d);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) v[i] = i < valid ? add_rn(d[i], v[i]) : 0.0f;
-    }
-    const chunk_stats st = reduce_stats<Symmetric>(v, valid, a.g.log2_lanes);
-    if (!live) continue;
-    const block_params bp = params_from_stats<C>(st, a.scale);
-    store_group<bits>(codes, encode_chunk<C>(v, valid, bp, a.rnd, a.seed,
-                                                        p.row * a.g.cols + p.col0));
-    // All lanes of the block read the old scale before lane 0 overwrites it: the shuffles in
-    // reduce_stats order the reads before this store within the warp.
-    if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
-  }
+          for (int i = 0; i < 8; ++i) v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
+        }
+        // Every lane of the block read the old scale in the load phase, before lane 0 below
+        // overwrites it; the shuffles in reduce_stats keep the block's lanes together.
+        const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
+        if (c >= total) return;
+        const block_params bp = params_from_stats<C>(st, a.scale);
+        store_group<C::bits>(chunk_codes<C>(a.codes, a.g, p),
+                             encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed,
+                                             p.row * a.g.cols + p.col0));
+        if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+      });
 }
 
-#undef AGOQ_CHUNK_LOOP
 
 } // namespace detail
 } // namespace agoq
