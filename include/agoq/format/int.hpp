@@ -49,11 +49,20 @@ template <int Bits> struct int_sym_codec {
   }
   //! Nearest-even: q = clamp(rint(x * inv)).
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, float inv) noexcept {
+#if AGOQ_IS_DEVICE_CODE()
+    // cvt.rni.s32 rounds half-even, saturates and maps NaN to 0: clamp_to_int(rint(.)) exactly.
+    return from_int(max(-qmax, min(qmax, __float2int_rn(__fmul_rn(x, inv)))));
+#else
     return from_int(detail::clamp_to_int(detail::rint_f(detail::mul_rn(x, inv)), -qmax, qmax));
+#endif
   }
   //! Stochastic: q = clamp(floor(fmaf(x, inv, u))).
   AGOQ_HOST_DEVICE static std::uint8_t encode_sr(float x, float inv, float u) noexcept {
+#if AGOQ_IS_DEVICE_CODE()
+    return from_int(max(-qmax, min(qmax, __float2int_rd(__fmaf_rn(x, inv, u)))));
+#else
     return from_int(detail::clamp_to_int(detail::floor_f(detail::fma_f(x, inv, u)), -qmax, qmax));
+#endif
   }
   //! x = float(q) * scale.
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, float scale) noexcept {
@@ -69,13 +78,21 @@ template <int Bits> struct int_asym_codec {
 
   //! Nearest-even: q = clamp(rint((x - zero) * inv)).
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, float zero, float inv) noexcept {
+#if AGOQ_IS_DEVICE_CODE()
+    return std::uint8_t(max(0, min(qmax, __float2int_rn(__fmul_rn(__fsub_rn(x, zero), inv)))));
+#else
     return std::uint8_t(detail::clamp_to_int(
         detail::rint_f(detail::mul_rn(detail::sub_rn(x, zero), inv)), 0, qmax));
+#endif
   }
   //! Stochastic: q = clamp(floor(fmaf(x - zero, inv, u))).
   AGOQ_HOST_DEVICE static std::uint8_t encode_sr(float x, float zero, float inv, float u) noexcept {
+#if AGOQ_IS_DEVICE_CODE()
+    return std::uint8_t(max(0, min(qmax, __float2int_rd(__fmaf_rn(__fsub_rn(x, zero), inv, u)))));
+#else
     return std::uint8_t(detail::clamp_to_int(
         detail::floor_f(detail::fma_f(detail::sub_rn(x, zero), inv, u)), 0, qmax));
+#endif
   }
   //! x = fmaf(float(q), scale, zero).
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, float scale, float zero) noexcept {

@@ -204,12 +204,16 @@ struct chunk_stats {
 template <bool Symmetric>
 AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[8], int valid, int log2_lanes) {
   if constexpr (Symmetric) {
-    float m = 0.0f;
+    // |x| as bits orders like the values, with Inf above every finite value and every NaN above
+    // Inf: an integer max is the NaN-propagating absmax of the host reference (absmax_step), in
+    // two instructions per element.
+    std::uint32_t m = 0;
 #pragma unroll
     for (int i = 0; i < 8; ++i)
-      if (i < valid) m = absmax_step(m, v[i]);
-    m = group_max(m, log2_lanes);
-    return {0.0f, m};
+      if (i < valid) m = max(m, float_to_bits(v[i]) & 0x7fffffffu);
+    for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1)
+      m = max(m, __shfl_xor_sync(0xffffffffu, m, off));
+    return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
   } else {
     float lo = __int_as_float(0x7f800000), hi = -lo; // +inf, -inf: identities
 #pragma unroll
@@ -253,19 +257,32 @@ AGOQ_DEVICE void philox_uniform8(std::uint64_t seed, std::int64_t idx0, float (&
 template <class C>
 AGOQ_DEVICE std::uint64_t encode_chunk(const float (&v)[8], int valid, const block_params& bp,
                                        rounding rnd, std::uint64_t seed, std::int64_t idx0) {
-  std::uint64_t w = 0;
+  std::uint32_t c[8];
   if (rnd == rounding::stochastic) {
     float u[8];
     philox_uniform8(seed, idx0, u);
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
-      if (i < valid) w |= std::uint64_t(C::encode_sr(v[i], bp, u[i])) << (i * C::bits);
+    for (int i = 0; i < 8; ++i) c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
   } else {
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
-      if (i < valid) w |= std::uint64_t(C::encode(v[i], bp)) << (i * C::bits);
+    for (int i = 0; i < 8; ++i) c[i] = i < valid ? C::encode(v[i], bp) : 0u;
   }
-  return w;
+  // Pack in 32-bit halves where no code straddles them (64-bit shifts cost two instructions).
+  constexpr std::uint32_t mask = (1u << C::bits) - 1u;
+  if constexpr (C::bits == 8) {
+    return std::uint64_t(c[0] | c[1] << 8 | c[2] << 16 | c[3] << 24) |
+           std::uint64_t(c[4] | c[5] << 8 | c[6] << 16 | c[7] << 24) << 32;
+  } else if constexpr (C::bits <= 4) {
+    std::uint32_t w = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) w |= (c[i] & mask) << (i * C::bits);
+    return w;
+  } else {
+    std::uint64_t w = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) w |= std::uint64_t(c[i] & mask) << (i * C::bits);
+    return w;
+  }
 }
 
 template <class C>
@@ -338,7 +355,7 @@ AGOQ_DEVICE void for_each_chunk(std::int64_t total, Load&& load, Work&& work) {
 }
 
 //! Chunks in flight per thread (16-byte loads for 2-byte types, 32-byte for fp32).
-template <class T> inline constexpr int unroll_v = sizeof(T) == 2 ? 4 : 2;
+template <class T> inline constexpr int unroll_v = 2;
 
 template <class C>
 AGOQ_DEVICE std::uint8_t* chunk_codes(std::uint8_t* codes, const block_grid& g, const chunk_pos& p) {
@@ -358,7 +375,7 @@ AGOQ_DEVICE chunk_pos locate_or_idle(const block_grid& g, std::int64_t c, std::i
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void quantize_kernel(const T* __restrict__ x, quant_args a) {
+__global__ static void __launch_bounds__(256, 4) quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int U = unroll_v<T>;
   const std::int64_t total = a.g.chunks();
@@ -436,7 +453,7 @@ __global__ static void dequantize_accumulate_kernel(float* __restrict__ acc, deq
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
+__global__ static void __launch_bounds__(256, 4) accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int U = unroll_v<T>;
   const std::int64_t total = a.g.chunks();

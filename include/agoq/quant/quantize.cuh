@@ -162,9 +162,11 @@ template <class T>
 
 //! acc[r*ld + c] = fmaf(decoded(r, c), alpha, acc[r*ld + c]): adds the decoded tensor, scaled by
 //! alpha, into an fp32 accumulator in one pass (e.g. summing received shards, or gradients).
-[[nodiscard]] inline status dequantize_accumulate(const_quantized_view in, float* acc,
-                                                  std::int64_t ld, float alpha,
-                                                  cudaStream_t stream) {
+//! (A template only so that its kernels are instantiated where it is used.)
+template <class Acc = float>
+[[nodiscard]] status dequantize_accumulate(const_quantized_view in, Acc* acc, std::int64_t ld,
+                                           float alpha, cudaStream_t stream) {
+  static_assert(std::is_same_v<Acc, float>, "the accumulator is fp32");
   if (const char* m = detail::check_view(in, ld))
     return detail::refuse("agoq::dequantize_accumulate", m);
   if (in.count() == 0) return status::success;
@@ -183,8 +185,9 @@ template <class T>
 }
 
 //! 1-D form of dequantize_accumulate (in.rows must be 1).
-[[nodiscard]] inline status dequantize_accumulate(const_quantized_view in, float* acc, float alpha,
-                                                  cudaStream_t stream) {
+template <class Acc = float>
+[[nodiscard]] status dequantize_accumulate(const_quantized_view in, Acc* acc, float alpha,
+                                           cudaStream_t stream) {
   if (in.rows != 1)
     return detail::refuse("agoq::dequantize_accumulate", "in.rows must be 1 in the 1-D form");
   return dequantize_accumulate(in, acc, in.cols, alpha, stream);
