@@ -65,6 +65,23 @@ void host_quantizers(const std::vector<float>& x) {
   }
 }
 
+void policy_plan() {
+  agoq::model_shape m = agoq::model_shape::llama2_7b();
+  m.stages = 4;
+  m.schedule = agoq::pipeline_schedule::interleaved_1f1b;
+  m.micro_batches = 8;
+  m.virtual_stages = 2;
+  const agoq::memory_plan plan = agoq::plan_memory(m, agoq::paper_save_plan());
+  std::printf("\n[host] activation plan, LLaMA2-7B shape, 4 stages, interleaved 1F1B, 8 micro-batches\n");
+  std::printf("  %-6s %6s %5s %12s %12s %8s\n", "stage", "stash", "bits", "agoq GiB", "bf16 GiB", "saving");
+  for (const agoq::stage_memory& s : plan.stages)
+    std::printf("  %-6d %6d %5d %12.2f %12.2f %7.1f%%\n", s.stage + 1, s.stash, s.bits,
+                double(s.bytes) / (1 << 30), double(s.baseline_bytes) / (1 << 30), 100 * s.saving());
+  // The DBCA-PP rule: no stage may hold more activation memory than the bottleneck stage.
+  for (const agoq::stage_memory& s : plan.stages) check(s.bytes <= plan.peak_bytes, "no stage exceeds the peak");
+  check(plan.saving() > 0.5, "the paper's policy saves more than half of the BF16 activations");
+}
+
 void gpu_quantizers(int device, const std::vector<float>& x) {
   AGOQ_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop{};
@@ -124,6 +141,7 @@ int main() {
   for (float& v : x) v = normal(gen);
 
   host_quantizers(x);
+  policy_plan();
 
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {

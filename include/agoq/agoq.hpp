@@ -7,6 +7,7 @@
 #include "agoq/config.hpp"
 #include "agoq/error.hpp"
 #include "agoq/format/format.hpp"
+#include "agoq/policy/policy.hpp"
 #include "agoq/quant/reference.hpp"
 #include "agoq/quant/view.hpp"
 #include "agoq/version.hpp"

@@ -16,10 +16,12 @@
 #pragma once
 
 #include "agoq/config.hpp"
+#include "agoq/error.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <ostream>
+#include <string>
 
 namespace agoq {
 
@@ -72,8 +74,8 @@ constexpr bool is_integer(format f) noexcept {
   return f != format::fp8_e4m3 && f != format::fp8_e5m2 && f != format::fp4_e2m1;
 }
 
-//! The symmetric integer format of `bits` bits (2..8); int8 for anything else.
-constexpr format int_format(int bits) noexcept {
+//! The integer format of `bits` bits. Throws agoq::invalid_argument unless 2 <= bits <= 8.
+constexpr format int_format(int bits) {
   switch (bits) {
   case 2: return format::int2;
   case 3: return format::int3;
@@ -81,7 +83,9 @@ constexpr format int_format(int bits) noexcept {
   case 5: return format::int5;
   case 6: return format::int6;
   case 7: return format::int7;
-  default: return format::int8;
+  case 8: return format::int8;
+  default:
+    throw invalid_argument("agoq::int_format: bits must be in 2..8, got " + std::to_string(bits));
   }
 }
 
