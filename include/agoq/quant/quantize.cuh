@@ -63,11 +63,11 @@ inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
   if (v.scales == nullptr) return "scales must not be null when the tensor is not empty";
   if (!v.spec.symmetric && v.zeros == nullptr)
     return "zeros must not be null for an asymmetric spec";
-  // Packed groups are stored with aligned 2/4/8-byte accesses.
+  // A thread's 16 codes are stored with one aligned 16/8/4-byte access.
   const int bits = bits_of(v.spec.format);
-  const unsigned align = bits == 8 ? 8u : bits == 4 ? 4u : bits == 2 ? 2u : 1u;
+  const unsigned align = bits == 8 ? 16u : bits == 4 ? 8u : bits == 2 ? 4u : 1u;
   if ((reinterpret_cast<std::uintptr_t>(v.codes) & (align - 1)) != 0)
-    return "codes must be aligned to 8 bytes (int8/fp8), 4 (int4/fp4) or 2 (int2)";
+    return "codes must be aligned to 16 bytes (int8/fp8), 8 (int4/fp4) or 4 (int2)";
   if (v.spec.scale != scale_kind::e8m0 && (reinterpret_cast<std::uintptr_t>(v.scales) & 3u) != 0)
     return "scales must be 4-byte aligned for fp32/pow2 scales";
   return nullptr;
@@ -75,11 +75,11 @@ inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
 
 inline block_grid make_grid(const const_quantized_view& v) {
   int log2_lanes = 0;
-  while ((8 << log2_lanes) < v.spec.block) ++log2_lanes;
+  while ((chunk_elems << log2_lanes) < v.spec.block) ++log2_lanes;
   return block_grid{v.rows, v.cols, blocks_per_row(v.spec, v.cols), v.spec.block, log2_lanes};
 }
 
-//! Grid size for `chunks` 8-element chunks on the current device.
+//! Grid size for `chunks` 16-element chunks on the current device.
 inline status launch_shape(std::int64_t chunks, int& grid, int& threads) {
   int dev = 0, sms = 0, major = 0, minor = 0;
   AGOQ_CUDA_RETURN(cudaGetDevice(&dev));
