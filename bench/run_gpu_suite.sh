@@ -2,6 +2,7 @@
 # The GPU lane, as run on an H200 machine through the device tool: build, GPU tests (a skip is a
 # failure), compute-sanitizer on a subset, the quantizer benchmark and the torch.compile baseline.
 # Logs go to $OUT (or ./gpu-logs). Usage: bench/run_gpu_suite.sh [tests|bench|sanitize|all]...
+# AGOQ_BENCH_FILTER (a Google Benchmark regex) and AGOQ_TORCH_MIB (sizes) narrow the benchmarks.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 # NVLink multicast stays off on shared machines
 out=${OUT:-gpu-logs}
@@ -26,9 +27,10 @@ if [[ $what == *all* || $what == *sanitize* ]]; then
 fi
 if [[ $what == *all* || $what == *bench* ]]; then
   build-gpu/bench/agoq_quantize_bench --benchmark_counters_tabular=true \
+    --benchmark_filter="${AGOQ_BENCH_FILTER:-.}" \
     > "$out/quantize_bench.txt" 2> "$out/quantize_bench.err" || rc=1
   cat "$out/quantize_bench.txt"
-  PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib 256 1024 > "$out/torch_compile.txt" 2>&1 || rc=1
+  PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib ${AGOQ_TORCH_MIB:-256 1024} > "$out/torch_compile.txt" 2>&1 || rc=1
   cat "$out/torch_compile.txt"
 fi
 exit $rc
