@@ -160,6 +160,15 @@ template <format F> struct codec<F, true, false> {
   }
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, const block_params& p) noexcept {
     const float v = detail::mul_rn(x, p.inv);
+#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    if constexpr (F != format::fp4_e2m1) {
+      // Blocks from symmetric_params have inv == 0 exactly when the scale is 0 or NaN, so this is
+      // the host's test; then cvt.rn.satfinite, which impl::encode reproduces bit for bit.
+      if (p.inv == 0.0f || detail::is_nan(v)) return 0;
+      return __nv_cvt_float_to_fp8(v, __NV_SATFINITE,
+                                   F == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2);
+    }
+#endif
     if (p.scale == 0.0f || detail::is_nan(p.scale) || detail::is_nan(v)) return 0;
     return impl::encode(v);
   }
@@ -176,6 +185,13 @@ template <format F> struct codec<F, true, false> {
       return encode(x, p);
   }
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, const block_params& p) noexcept {
+#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    if constexpr (F != format::fp4_e2m1) // cvt.rn.f16x2.e4m3x2/e5m2x2: exact, as impl::decode
+      return detail::mul_rn(
+          __half2float(__half(__nv_cvt_fp8_to_halfraw(
+              c, F == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2))),
+          p.scale);
+#endif
     return detail::mul_rn(impl::decode(c), p.scale);
   }
 };
