@@ -5,3 +5,6 @@
 
 #include "agoq/agoq.hpp"
 #include "agoq/quant/quantize.cuh"
+#if AGOQ_HAS_NCCL()
+#include "agoq/comm/allreduce.cuh"
+#endif

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file comm/cuda_executor.cuh
+//! `cuda_executor`: the Executor of comm/transport.hpp as kernels on one CUDA stream, bit for bit
+//! the host executor (comm/host_transport.hpp, agoq::ref). No NCCL needed.
+//!
+//! | Executor op  | kernel                                                               |
+//! |--------------|----------------------------------------------------------------------|
+//! | quantize     | agoq::quantize, 1-D view of the message (codes, then scales)         |
+//! | decode       | agoq::dequantize<float> into the accumulator                         |
+//! | decode_add   | agoq::dequantize_accumulate, alpha = 1 (fmaf(q, 1, a) == a + q)      |
+//! | dequantize   | agoq::dequantize<T>                                                  |
+//! | load/add     | elementwise: acc = float(x) / acc = __fadd_rn(acc, float(x))         |
+//! | divide       | elementwise: acc = __fdiv_rn(acc, divisor)                           |
+//! | store        | elementwise: y = T(acc), round to nearest even                       |
+//!
+//! Stochastic rounding: a message of n elements is quantized as a 1 x n tensor starting at the
+//! message start, so element i draws philox(seed, i) as the host executor does.
+//! Everything is enqueued on the stream on the current device (which must be the stream's
+//! device); nothing allocates or synchronizes, so it may be captured in a CUDA graph. Errors
+//! throw (agoq::invalid_argument, agoq::cuda_error), as the Executor contract asks.
+#pragma once
+
+#include "agoq/comm/partition.hpp"
+#include "agoq/comm/transport.hpp"
+#include "agoq/error.hpp"
+#include "agoq/quant/quantize.cuh"
+#include "agoq/quant/view.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace agoq {
+namespace detail {
+
+template <class T> __device__ __forceinline__ float comm_to_float(T v);
+template <> __device__ __forceinline__ float comm_to_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ float comm_to_float<__half>(__half v) {
+  return __half2float(v);
+}
+template <> __device__ __forceinline__ float comm_to_float<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+
+template <class T> __device__ __forceinline__ T comm_from_float(float v);
+template <> __device__ __forceinline__ float comm_from_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half comm_from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 comm_from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+template <class T>
+__global__ static void __launch_bounds__(256)
+    comm_load_kernel(const T* __restrict__ x, std::int64_t n, float* __restrict__ acc) {
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    acc[i] = comm_to_float(x[i]);
+}
+
+template <class T>
+__global__ static void __launch_bounds__(256)
+    comm_add_kernel(const T* __restrict__ x, std::int64_t n, float* __restrict__ acc) {
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    acc[i] = __fadd_rn(acc[i], comm_to_float(x[i]));
+}
+
+__global__ static void __launch_bounds__(256)
+    comm_divide_kernel(float* __restrict__ acc, std::int64_t n, float divisor) {
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    acc[i] = __fdiv_rn(acc[i], divisor);
+}
+
+template <class T>
+__global__ static void __launch_bounds__(256)
+    comm_store_kernel(const float* __restrict__ acc, std::int64_t n, T* __restrict__ y) {
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    y[i] = comm_from_float<T>(acc[i]);
+}
+
+} // namespace detail
+
+//! The Executor of comm/transport.hpp on one CUDA stream (see the table at the top of this file).
+//! Cheap to construct (one device-attribute query); holds no memory. Operations throw
+//! agoq::invalid_argument (a message the launchers refuse, e.g. misaligned codes) or
+//! agoq::cuda_error (a failed launch).
+class cuda_executor {
+public:
+  //! An executor enqueuing on `stream`, sized for the current device. Throws agoq::cuda_error.
+  explicit cuda_executor(cudaStream_t stream) : m_stream(stream) {
+    int dev = 0;
+    AGOQ_CUDA_TRY(cudaGetDevice(&dev));
+    AGOQ_CUDA_TRY(cudaDeviceGetAttribute(&m_sms, cudaDevAttrMultiProcessorCount, dev));
+    if (m_sms < 1) m_sms = 1;
+  }
+
+  cudaStream_t stream() const noexcept { return m_stream; }
+
+  //! msg = codes then scales of x[0, n) (comm/partition.hpp), Philox(seed, i) for element i.
+  template <class T>
+  void quantize(const T* x, std::int64_t n, void* msg, const quant_spec& s, std::uint64_t seed) {
+    AGOQ_TRY(agoq::quantize(x, view(msg, n, s), seed, m_stream));
+  }
+  //! acc = decoded msg.
+  void decode(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
+    AGOQ_TRY(agoq::dequantize(cview(msg, n, s), acc, m_stream));
+  }
+  //! acc = acc + decoded msg (one IEEE fp32 addition per element).
+  void decode_add(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
+    AGOQ_TRY(agoq::dequantize_accumulate(cview(msg, n, s), acc, 1.0f, m_stream));
+  }
+  //! acc = float(x).
+  template <class T> void load(const T* x, std::int64_t n, float* acc) {
+    if (n <= 0) return;
+    detail::comm_load_kernel<T><<<grid(n), threads, 0, m_stream>>>(x, n, acc);
+    launched();
+  }
+  //! acc = acc + float(x).
+  template <class T> void add(const T* x, std::int64_t n, float* acc) {
+    if (n <= 0) return;
+    detail::comm_add_kernel<T><<<grid(n), threads, 0, m_stream>>>(x, n, acc);
+    launched();
+  }
+  //! acc = acc / divisor.
+  void divide(float* acc, std::int64_t n, float divisor) {
+    if (n <= 0) return;
+    detail::comm_divide_kernel<<<grid(n), threads, 0, m_stream>>>(acc, n, divisor);
+    launched();
+  }
+  //! y = T(acc), round to nearest even.
+  template <class T> void store(const float* acc, std::int64_t n, T* y) {
+    if (n <= 0) return;
+    detail::comm_store_kernel<T><<<grid(n), threads, 0, m_stream>>>(acc, n, y);
+    launched();
+  }
+  //! y = T(decoded msg), round to nearest even.
+  template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
+    AGOQ_TRY(agoq::dequantize(cview(msg, n, s), y, m_stream));
+  }
+
+  //! The view of a message of n elements at msg: codes then scales (comm/partition.hpp).
+  static quantized_view view(void* msg, std::int64_t n, const quant_spec& s) noexcept {
+    quantized_view v;
+    v.codes = msg;
+    v.scales = static_cast<std::uint8_t*>(msg) + codes_bytes(s, n);
+    v.rows = 1;
+    v.cols = n;
+    v.spec = s;
+    return v;
+  }
+  static const_quantized_view cview(const void* msg, std::int64_t n, const quant_spec& s) noexcept {
+    return const_quantized_view(msg, static_cast<const std::uint8_t*>(msg) + codes_bytes(s, n),
+                                nullptr, 1, n, s);
+  }
+
+private:
+  static constexpr int threads = 256;
+  unsigned grid(std::int64_t n) const noexcept {
+    const std::int64_t need = (n + threads - 1) / threads;
+    const std::int64_t cap = std::int64_t(m_sms) * 8;
+    return unsigned(need < cap ? need : cap);
+  }
+  static void launched() { AGOQ_CUDA_TRY(cudaGetLastError()); }
+
+  cudaStream_t m_stream;
+  int m_sms = 1;
+};
+
+static_assert(is_executor_v<cuda_executor, float>, "cuda_executor must model Executor");
+static_assert(is_executor_v<cuda_executor, __nv_bfloat16>, "cuda_executor must model Executor");
+static_assert(is_executor_v<cuda_executor, __half>, "cuda_executor must model Executor");
+
+} // namespace agoq
