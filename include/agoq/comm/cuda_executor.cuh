@@ -105,15 +105,15 @@ public:
   //! msg = codes then scales of x[0, n) (comm/partition.hpp), Philox(seed, i) for element i.
   template <class T>
   void quantize(const T* x, std::int64_t n, void* msg, const quant_spec& s, std::uint64_t seed) {
-    AGOQ_TRY(agoq::quantize(x, view(msg, n, s), seed, m_stream));
+    AGOQ_TRY(agoq::quantize(x, message_view(msg, n, s), seed, m_stream));
   }
   //! acc = decoded msg.
   void decode(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
-    AGOQ_TRY(agoq::dequantize(cview(msg, n, s), acc, m_stream));
+    AGOQ_TRY(agoq::dequantize(message_view(msg, n, s), acc, m_stream));
   }
   //! acc = acc + decoded msg (one IEEE fp32 addition per element).
   void decode_add(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
-    AGOQ_TRY(agoq::dequantize_accumulate(cview(msg, n, s), acc, 1.0f, m_stream));
+    AGOQ_TRY(agoq::dequantize_accumulate(message_view(msg, n, s), acc, 1.0f, m_stream));
   }
   //! acc = float(x).
   template <class T> void load(const T* x, std::int64_t n, float* acc) {
@@ -141,22 +141,7 @@ public:
   }
   //! y = T(decoded msg), round to nearest even.
   template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
-    AGOQ_TRY(agoq::dequantize(cview(msg, n, s), y, m_stream));
-  }
-
-  //! The view of a message of n elements at msg: codes then scales (comm/partition.hpp).
-  static quantized_view view(void* msg, std::int64_t n, const quant_spec& s) noexcept {
-    quantized_view v;
-    v.codes = msg;
-    v.scales = static_cast<std::uint8_t*>(msg) + codes_bytes(s, n);
-    v.rows = 1;
-    v.cols = n;
-    v.spec = s;
-    return v;
-  }
-  static const_quantized_view cview(const void* msg, std::int64_t n, const quant_spec& s) noexcept {
-    return const_quantized_view(msg, static_cast<const std::uint8_t*>(msg) + codes_bytes(s, n),
-                                nullptr, 1, n, s);
+    AGOQ_TRY(agoq::dequantize(message_view(msg, n, s), y, m_stream));
   }
 
 private:

@@ -12,6 +12,7 @@
 //!   exception after aborting the fabric (so no rank waits forever on a failed peer).
 #pragma once
 
+#include "agoq/comm/partition.hpp"
 #include "agoq/comm/transport.hpp"
 #include "agoq/error.hpp"
 #include "agoq/quant/reference.hpp"
@@ -205,13 +206,13 @@ private:
 struct host_executor {
   template <class T>
   void quantize(const T* x, std::int64_t n, void* msg, const quant_spec& s, std::uint64_t seed) {
-    ref::quantize(x, view(msg, n, s), seed);
+    ref::quantize(x, message_view(msg, n, s), seed);
   }
   void decode(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
-    ref::dequantize(cview(msg, n, s), acc);
+    ref::dequantize(message_view(msg, n, s), acc);
   }
   void decode_add(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
-    ref::dequantize_accumulate(cview(msg, n, s), acc, n, 1.0f); // fmaf(q, 1, a) == a + q
+    ref::dequantize_accumulate(message_view(msg, n, s), acc, n, 1.0f); // fmaf(q, 1, a) == a + q
   }
   template <class T> void load(const T* x, std::int64_t n, float* acc) {
     for (std::int64_t i = 0; i < n; ++i)
@@ -230,22 +231,7 @@ struct host_executor {
       y[i] = ref::detail::from_float<T>(acc[i]);
   }
   template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
-    ref::dequantize(cview(msg, n, s), y);
-  }
-
-  //! The view of a message of n elements at msg: codes then scales (comm/partition.hpp).
-  static quantized_view view(void* msg, std::int64_t n, const quant_spec& s) {
-    quantized_view v;
-    v.codes = msg;
-    v.scales = static_cast<std::uint8_t*>(msg) + codes_bytes(s, n);
-    v.rows = 1;
-    v.cols = n;
-    v.spec = s;
-    return v;
-  }
-  static const_quantized_view cview(const void* msg, std::int64_t n, const quant_spec& s) {
-    return const_quantized_view(msg, static_cast<const std::uint8_t*>(msg) + codes_bytes(s, n),
-                                nullptr, 1, n, s);
+    ref::dequantize(message_view(msg, n, s), y);
   }
 };
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "agoq/comm/config.hpp"
+#include "agoq/quant/view.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -119,6 +120,17 @@ constexpr partition make_partition(std::int64_t count, const allreduce_config& c
   p.block = cfg.block;
   p.chunk = chunk_elements(cfg);
   return p;
+}
+
+//! The quantized view of a message of n elements at msg: codes, then the scales right after them
+//! (the one layout every executor reads and writes).
+inline quantized_view message_view(void* msg, std::int64_t n, const quant_spec& s) noexcept {
+  return quantized_view{msg, static_cast<std::uint8_t*>(msg) + codes_bytes(s, n), nullptr, 1, n, s};
+}
+inline const_quantized_view message_view(const void* msg, std::int64_t n,
+                                         const quant_spec& s) noexcept {
+  return const_quantized_view(msg, static_cast<const std::uint8_t*>(msg) + codes_bytes(s, n),
+                              nullptr, 1, n, s);
 }
 
 } // namespace agoq
