@@ -5,6 +5,7 @@
 // bitwise identical across ranks AND bitwise identical to the same schedule over the in-process
 // host transport (agoq::ref); relative L2 error against an fp64 reference; average; in place;
 // stochastic rounding; several chunks; other wire formats; CUDA graph capture; argument errors.
+#include "common/accuracy.hpp"
 #include "gpu/gpu_test.cuh"
 
 #include <agoq/agoq.cuh>
@@ -74,23 +75,8 @@ grid_t make_inputs(int world, std::int64_t count, std::uint32_t seed, float scal
   return in;
 }
 
-std::vector<double> reference_sum(const grid_t& in) {
-  std::vector<double> s(in[0].size(), 0.0);
-  for (const auto& v : in)
-    for (std::size_t i = 0; i < v.size(); ++i)
-      s[i] += double(v[i]);
-  return s;
-}
-
-double rel_l2(const std::vector<float>& y, const std::vector<double>& ref, double div = 1.0) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    const double d = double(y[i]) - ref[i] / div;
-    num += d * d;
-    den += (ref[i] / div) * (ref[i] / div);
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
+using agoq_test::reference_sum;
+using agoq_test::rel_l2;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() &&

@@ -3,6 +3,7 @@
 // every algorithm for world sizes 1..8 and awkward counts, fp32/bf16/fp16 inputs, in place and
 // out of place; bitwise identity across ranks; relative L2 error against an fp64 reference;
 // ring's error growth; average; small gradient magnitudes; stochastic rounding; errors.
+#include "common/accuracy.hpp"
 #include "agoq/comm/host_transport.hpp"
 #include "agoq/comm/schedule.hpp"
 #include "agoq/comm/workspace.hpp"
@@ -110,23 +111,8 @@ std::vector<std::vector<float>> run(const std::vector<std::vector<float>>& in, s
   return out;
 }
 
-std::vector<double> reference_sum(const std::vector<std::vector<float>>& in) {
-  std::vector<double> s(in[0].size(), 0.0);
-  for (const auto& v : in)
-    for (std::size_t i = 0; i < v.size(); ++i)
-      s[i] += double(v[i]);
-  return s;
-}
-
-double rel_l2(const std::vector<float>& y, const std::vector<double>& ref, double div = 1.0) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    const double d = double(y[i]) - ref[i] / div;
-    num += d * d;
-    den += (ref[i] / div) * (ref[i] / div);
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
+using agoq_test::reference_sum;
+using agoq_test::rel_l2;
 
 bool bitwise_equal(const std::vector<std::vector<float>>& out) {
   for (const auto& o : out)
