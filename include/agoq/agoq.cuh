@@ -5,6 +5,7 @@
 
 #include "agoq/agoq.hpp"
 #include "agoq/quant/quantize.cuh"
+#include "agoq/grad/grad_buffer.cuh" // NCCL-free part always; allreduce/reduce_scatter with NCCL
 #if AGOQ_HAS_NCCL()
 #include "agoq/comm/allreduce.cuh"
 #endif

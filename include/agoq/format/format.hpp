@@ -70,6 +70,7 @@ constexpr int bits_of(format f) noexcept {
   return 0;
 }
 
+//! True for the integer formats int2..int8 (the only ones that may be asymmetric).
 constexpr bool is_integer(format f) noexcept {
   return f != format::fp8_e4m3 && f != format::fp8_e5m2 && f != format::fp4_e2m1;
 }
@@ -89,6 +90,7 @@ constexpr format int_format(int bits) {
   }
 }
 
+//! The stable name of `f`, e.g. "int4", "fp8_e4m3" (the policy text form uses it).
 constexpr const char* to_string(format f) noexcept {
   switch (f) {
   case format::int2: return "int2";
@@ -105,6 +107,7 @@ constexpr const char* to_string(format f) noexcept {
   return "unknown_format";
 }
 
+//! "fp32", "pow2" or "e8m0".
 constexpr const char* to_string(scale_kind s) noexcept {
   switch (s) {
   case scale_kind::fp32: return "fp32";
@@ -114,6 +117,7 @@ constexpr const char* to_string(scale_kind s) noexcept {
   return "unknown_scale";
 }
 
+//! "nearest_even" or "stochastic".
 constexpr const char* to_string(rounding r) noexcept {
   switch (r) {
   case rounding::nearest_even: return "nearest_even";
@@ -122,16 +126,19 @@ constexpr const char* to_string(rounding r) noexcept {
   return "unknown_rounding";
 }
 
+//! Stream the names above.
 inline std::ostream& operator<<(std::ostream& os, format f) { return os << to_string(f); }
 inline std::ostream& operator<<(std::ostream& os, scale_kind s) { return os << to_string(s); }
 inline std::ostream& operator<<(std::ostream& os, rounding r) { return os << to_string(r); }
 
 //! Everything needed to encode or decode a quantized tensor besides its shape and pointers.
+//! Aggregate, so `quant_spec{format::int4, 64}` works; check it with `validate`. Prints as
+//! "int4/64/fp32/nearest_even" ("int4_asym/..." when asymmetric).
 struct quant_spec {
-  agoq::format format = agoq::format::int8;
+  agoq::format format = agoq::format::int8; //!< code format
   int block = 128; //!< elements per scale: 32, 64, 128 or 256
-  agoq::scale_kind scale = agoq::scale_kind::fp32;
-  agoq::rounding rounding = agoq::rounding::nearest_even;
+  agoq::scale_kind scale = agoq::scale_kind::fp32;           //!< how block scales are chosen/stored
+  agoq::rounding rounding = agoq::rounding::nearest_even; //!< how values round to codes
   bool symmetric = true; //!< false: unsigned codes + fp32 block minimum (integer formats only)
 
   friend constexpr bool operator==(const quant_spec& a, const quant_spec& b) noexcept {
@@ -178,6 +185,7 @@ constexpr std::size_t codes_bytes(const quant_spec& s, std::int64_t rows,
                                   std::int64_t cols) noexcept {
   return std::size_t(rows * blocks_per_row(s, cols) * block_code_bytes(s));
 }
+//! 1-D form: bytes of codes for `count` elements (one row).
 constexpr std::size_t codes_bytes(const quant_spec& s, std::int64_t count) noexcept {
   return codes_bytes(s, 1, count);
 }
@@ -187,6 +195,7 @@ constexpr std::int64_t scales_count(const quant_spec& s, std::int64_t rows,
                                     std::int64_t cols) noexcept {
   return rows * blocks_per_row(s, cols);
 }
+//! 1-D form of scales_count.
 constexpr std::int64_t scales_count(const quant_spec& s, std::int64_t count) noexcept {
   return scales_count(s, 1, count);
 }
@@ -195,10 +204,13 @@ constexpr std::int64_t scales_count(const quant_spec& s, std::int64_t count) noe
 constexpr int scale_bytes(const quant_spec& s) noexcept {
   return s.scale == scale_kind::e8m0 ? 1 : 4;
 }
+//! Bytes of the scales of a rows x cols tensor (scales_count x scale_bytes).
+//! Example: `scales_bytes(quant_spec{format::int8, 128}, 4096)` is 32 * 4 = 128.
 constexpr std::size_t scales_bytes(const quant_spec& s, std::int64_t rows,
                                    std::int64_t cols) noexcept {
   return std::size_t(scales_count(s, rows, cols)) * std::size_t(scale_bytes(s));
 }
+//! 1-D form of scales_bytes.
 constexpr std::size_t scales_bytes(const quant_spec& s, std::int64_t count) noexcept {
   return scales_bytes(s, 1, count);
 }
@@ -208,11 +220,13 @@ constexpr std::size_t zeros_bytes(const quant_spec& s, std::int64_t rows,
                                   std::int64_t cols) noexcept {
   return s.symmetric ? 0 : std::size_t(scales_count(s, rows, cols)) * sizeof(float);
 }
+//! 1-D form of zeros_bytes.
 constexpr std::size_t zeros_bytes(const quant_spec& s, std::int64_t count) noexcept {
   return zeros_bytes(s, 1, count);
 }
 
 //! Storage bits per element including scales and zero points, for full blocks.
+//! Example: 8.25 for int8 / block 128 / fp32 scales, 4.25 for fp4_e2m1 / block 32 / e8m0.
 constexpr double bits_per_element(const quant_spec& s) noexcept {
   return bits_of(s.format) + (8.0 * scale_bytes(s) + (s.symmetric ? 0.0 : 32.0)) / s.block;
 }

@@ -134,6 +134,7 @@ template <class T>
 
 //! Decodes `in` into the rows x cols tensor `y` (leading dimension `ld`), rounded to T
 //! (nearest-even). Elements of y outside the rows x cols window are not touched.
+//! Errors: invalid_argument (spec, shape, ld < cols, null or misaligned pointers), cuda_error.
 template <class T>
 [[nodiscard]] status dequantize(const_quantized_view in, T* y, std::int64_t ld,
                                 cudaStream_t stream) {
@@ -163,6 +164,8 @@ template <class T>
 //! acc[r*ld + c] = fmaf(decoded(r, c), alpha, acc[r*ld + c]): adds the decoded tensor, scaled by
 //! alpha, into an fp32 accumulator in one pass (e.g. summing received shards, or gradients).
 //! (A template only so that its kernels are instantiated where it is used.)
+//! Errors: as dequantize. Example: summing W received shards into one fp32 buffer is W calls
+//! with alpha = 1 (or 1/W for an average) on the same stream.
 template <class Acc = float>
 [[nodiscard]] status dequantize_accumulate(const_quantized_view in, Acc* acc, std::int64_t ld,
                                            float alpha, cudaStream_t stream) {
@@ -195,6 +198,9 @@ template <class Acc = float>
 
 //! buf := quantize(dequantize(buf) + x), summed in fp32, in one pass (the gradient-buffer update):
 //! every block gets a new scale from the sum. `seed` keys stochastic rounding as in quantize.
+//! A zero-filled codes + scales buffer is a valid quantized zero, so a memset starts a buffer.
+//! Errors: as quantize. Example, one micro-batch of an INT8 gradient buffer of n values:
+//! `AGOQ_TRY(agoq::accumulate_requantize(buf, d_grad, /*seed=*/step, stream));`
 template <class T>
 [[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, std::int64_t ld,
                                            std::uint64_t seed, cudaStream_t stream) {
