@@ -102,6 +102,28 @@ inline const char* last_error_message() noexcept { return detail::last_message()
 
 namespace detail {
 
+//! Runs `fn`, turning what it throws into the status tier: nccl_error, cuda_error,
+//! invalid_argument and any other agoq::error become the matching status, their message kept for
+//! last_error_message(). For launchers built on throwing code (the collective schedules).
+template <class Fn> status status_of(Fn&& fn) noexcept {
+  try {
+    fn();
+  } catch (const nccl_error& e) {
+    last_message() = e.what();
+    return status::nccl_error;
+  } catch (const cuda_error& e) {
+    last_message() = e.what();
+    return from_cuda(e.code());
+  } catch (const invalid_argument& e) {
+    last_message() = e.what();
+    return status::invalid_argument;
+  } catch (const error& e) {
+    last_message() = e.what();
+    return status::not_supported;
+  }
+  return status::success;
+}
+
 [[noreturn]] inline void throw_cuda_error(cudaError_t code, const char* expr, const char* file,
                                           int line) {
   (void)cudaGetLastError(); // clear a non-sticky error so the next call starts clean

@@ -156,25 +156,12 @@ template <class T>
                                   std::to_string(workspace_bytes) + ")");
   detail::scoped_device guard;
   if (status s = guard.enter(device); s != status::success) return s;
-  try {
+  return detail::status_of([&] {
     nccl_transport tr(comm, stream);
     cuda_executor ex(stream);
     ::agoq::allreduce<T, nccl_transport, cuda_executor>(send, recv, count, cfg, workspace,
                                                         workspace_bytes, tr, ex);
-  } catch (const nccl_error& e) {
-    detail::last_message() = e.what();
-    return status::nccl_error;
-  } catch (const cuda_error& e) {
-    detail::last_message() = e.what();
-    return detail::from_cuda(e.code());
-  } catch (const invalid_argument& e) {
-    detail::last_message() = e.what();
-    return status::invalid_argument;
-  } catch (const error& e) {
-    detail::last_message() = e.what();
-    return status::not_supported;
-  }
-  return status::success;
+  });
 }
 
 //! agoq::allreduce taking the raw ncclComm_t (same as passing comm_ref(comm)).

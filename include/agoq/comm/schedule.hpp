@@ -192,8 +192,12 @@ template <class T> struct allreduce_args {
   float* acc() const { return reinterpret_cast<float*>(ws + lay.total - lay.acc); }
 };
 
-template <class T, class Tr, class Ex>
-inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
+//! Steps 1-3 of two-shot, chunk by chunk: quantize my piece of every shard, all-to-all, fp32 sum
+//! of my shard's pieces in rank order, average, one requantization. `done(c, msg, n)` receives
+//! each requantized chunk of my shard (in its slot `mine + rank * slot`). Reduce-scatter is this
+//! alone; the all-reduce adds the all-gather.
+template <class T, class Tr, class Ex, class Done>
+inline void two_shot_reduce(const allreduce_args<T>& a, Tr& tr, Ex& ex, Done&& done) {
   const partition& p = a.p;
   const quant_spec& s = a.spec;
   const int r = a.rank, w = a.world;
@@ -230,12 +234,22 @@ inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
         ex.decode_add(m, nm, s, acc);
     }
     if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, nm, float(w));
-    ex.quantize(static_cast<const float*>(acc), nm, mine + std::size_t(r) * a.lay.slot + off, s,
+    std::uint8_t* f = mine + std::size_t(r) * a.lay.slot + off;
+    ex.quantize(static_cast<const float*>(acc), nm, f, s,
                 stream_seed(a.cfg.seed, 1, std::uint64_t(r), std::uint64_t(r), std::uint64_t(c)));
+    done(c, static_cast<const std::uint8_t*>(f), nm);
   }
+}
+
+template <class T, class Tr, class Ex>
+inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
+  two_shot_reduce(a, tr, ex, [](std::int64_t, const std::uint8_t*, std::int64_t) {});
   // 4. all-gather of the requantized shards (in place), then every rank decodes every shard.
-  tr.all_gather(mine + std::size_t(r) * a.lay.slot, mine, a.lay.slot);
-  for (int k = 0; k < w; ++k) {
+  const partition& p = a.p;
+  const quant_spec& s = a.spec;
+  std::uint8_t* mine = a.ws + a.lay.area_a;
+  tr.all_gather(mine + std::size_t(a.rank) * a.lay.slot, mine, a.lay.slot);
+  for (int k = 0; k < a.world; ++k) {
     const element_range sh = p.shard(k);
     for (std::int64_t c = 0; c < p.chunks(sh.size()); ++c)
       ex.dequantize(mine + std::size_t(k) * a.lay.slot + p.chunk_offset(s, c),

@@ -215,51 +215,14 @@ private:
 
 namespace detail {
 
-//! two_shot's reduce-scatter half (steps 1-3 of run_two_shot), then the owner copies its
-//! requantized shard into its own buffer range through ex.dequantize.
+//! two_shot's reduce-scatter half (comm/schedule.hpp, two_shot_reduce), then the owner copies
+//! its requantized shard into its own buffer range through ex.dequantize.
 template <class T, class Tr, class Ex>
 inline void run_reduce_scatter(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
-  const partition& p = a.p;
-  const quant_spec& s = a.spec;
-  const int r = a.rank, w = a.world;
-  std::uint8_t* mine = a.ws + a.lay.area_a;
-  std::uint8_t* theirs = a.ws + a.lay.area_b;
-  float* acc = a.acc();
-  const element_range my = p.shard(r);
-  const std::int64_t nchunks = p.chunks(p.max_shard());
-  for (std::int64_t c = 0; c < nchunks; ++c) {
-    const std::size_t off = p.chunk_offset(s, c);
-    for (int k = 0; k < w; ++k) {
-      const element_range sh = p.shard(k);
-      const std::int64_t n = p.chunk_size(sh.size(), c);
-      if (n > 0)
-        ex.quantize(
-            a.x + sh.begin + c * p.chunk, n, mine + std::size_t(k) * a.lay.slot + off, s,
-            stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k), std::uint64_t(c)));
-    }
-    const std::int64_t nm = p.chunk_size(my.size(), c);
-    tr.group_start();
-    for (int k = 0; k < w; ++k) {
-      if (k == r) continue;
-      const std::int64_t n = p.chunk_size(p.shard(k).size(), c);
-      if (n > 0) tr.send(mine + std::size_t(k) * a.lay.slot + off, message_bytes(s, n), k);
-      if (nm > 0) tr.recv(theirs + std::size_t(k) * a.lay.slot + off, message_bytes(s, nm), k);
-    }
-    tr.group_end();
-    if (nm == 0) continue;
-    for (int j = 0; j < w; ++j) {
-      const std::uint8_t* m = (j == r ? mine : theirs) + std::size_t(j) * a.lay.slot + off;
-      if (j == 0)
-        ex.decode(m, nm, s, acc);
-      else
-        ex.decode_add(m, nm, s, acc);
-    }
-    if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, nm, float(w));
-    std::uint8_t* f = mine + std::size_t(r) * a.lay.slot + off;
-    ex.quantize(static_cast<const float*>(acc), nm, f, s,
-                stream_seed(a.cfg.seed, 1, std::uint64_t(r), std::uint64_t(r), std::uint64_t(c)));
-    ex.dequantize(f, nm, s, a.y + my.begin + c * p.chunk);
-  }
+  const element_range my = a.p.shard(a.rank);
+  two_shot_reduce(a, tr, ex, [&](std::int64_t c, const std::uint8_t* f, std::int64_t n) {
+    ex.dequantize(f, n, a.spec, a.y + my.begin + c * a.p.chunk);
+  });
 }
 
 //! Shared argument checks and dispatch of grad_allreduce / grad_reduce_scatter.

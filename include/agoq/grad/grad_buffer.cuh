@@ -351,7 +351,7 @@ private:
       return detail::nccl_failed(r, "agoq::grad_buffer: ncclCommCuDevice");
     detail::scoped_device guard;
     if (status s = guard.enter(device); s != status::success) return s;
-    try {
+    return detail::status_of([&] {
       nccl_transport tr(comm, stream);
       cuda_executor ex(stream);
       cuda_buffer_backend be{stream};
@@ -359,20 +359,7 @@ private:
         grad_reduce_scatter(bucket_view(b), opt, workspace, workspace_bytes, tr, ex, be);
       else
         grad_allreduce(bucket_view(b), opt, workspace, workspace_bytes, tr, ex, be);
-    } catch (const nccl_error& e) {
-      detail::last_message() = e.what();
-      return status::nccl_error;
-    } catch (const cuda_error& e) {
-      detail::last_message() = e.what();
-      return detail::from_cuda(e.code());
-    } catch (const invalid_argument& e) {
-      detail::last_message() = e.what();
-      return status::invalid_argument;
-    } catch (const error& e) {
-      detail::last_message() = e.what();
-      return status::not_supported;
-    }
-    return status::success;
+    });
   }
 #endif
 
