@@ -15,29 +15,22 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_common.cuh"
+
 #include <cuda_bf16.h>
 
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <vector>
 
 namespace {
 
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-//! Device scratch: grads (fp32-sized), an fp32 accumulator, the 8-bit buffer, a flush buffer.
+//! Device scratch: grads (fp32-sized), an fp32 accumulator and the 8-bit buffer.
 struct arena {
   std::int64_t cap = 0; // parameters
   void* grad = nullptr;
   void* acc = nullptr;
-  void* flush = nullptr;
   std::unique_ptr<agoq::grad_buffer> gb;
-  static constexpr size_t flush_bytes = size_t(256) << 20;
-  cudaEvent_t start{}, stop{};
 
   void reserve(std::int64_t n, const agoq::quant_spec& spec) {
     if (n <= cap && gb && gb->spec() == spec) return;
@@ -45,7 +38,6 @@ struct arena {
     cap = n;
     AGOQ_CUDA_TRY(cudaMalloc(&grad, size_t(n) * 4));
     AGOQ_CUDA_TRY(cudaMalloc(&acc, size_t(n) * 4));
-    AGOQ_CUDA_TRY(cudaMalloc(&flush, flush_bytes));
     gb = std::make_unique<agoq::grad_buffer>(n, spec, agoq::default_bucket_elements,
                                              agoq::cuda_malloc_allocator());
     std::vector<__nv_bfloat16> h(1 << 20);
@@ -57,13 +49,11 @@ struct arena {
                                cudaMemcpyHostToDevice));
     AGOQ_CUDA_TRY(cudaMemset(acc, 0, size_t(n) * 4));
     AGOQ_TRY(gb->zero(nullptr));
-    AGOQ_CUDA_TRY(cudaEventCreate(&start));
-    AGOQ_CUDA_TRY(cudaEventCreate(&stop));
   }
   void release() {
     if (!cap) return;
     gb.reset();
-    cudaFree(grad), cudaFree(acc), cudaFree(flush);
+    cudaFree(grad), cudaFree(acc);
     cap = 0;
   }
 };
@@ -73,33 +63,8 @@ arena& scratch() {
   return a;
 }
 
-std::map<long, double>& copy_gbps() {
-  static std::map<long, double> m;
-  return m;
-}
-
-template <class Op>
-void time_it(benchmark::State& st, double bytes_moved, Op&& op, bool is_copy = false) {
-  arena& a = scratch();
-  double total_s = 0;
-  for (auto _ : st) {
-    AGOQ_CUDA_TRY(cudaMemsetAsync(a.flush, int(st.iterations() & 0xff), arena::flush_bytes));
-    AGOQ_CUDA_TRY(cudaEventRecord(a.start));
-    op();
-    AGOQ_CUDA_TRY(cudaEventRecord(a.stop));
-    AGOQ_CUDA_TRY(cudaEventSynchronize(a.stop));
-    float ms = 0;
-    AGOQ_CUDA_TRY(cudaEventElapsedTime(&ms, a.start, a.stop));
-    st.SetIterationTime(ms / 1e3);
-    total_s += ms / 1e3;
-  }
-  const double gbps = bytes_moved * double(st.iterations()) / total_s / 1e9;
-  st.SetBytesProcessed(std::int64_t(bytes_moved) * st.iterations());
-  st.counters["GB/s"] = gbps;
-  if (is_copy) copy_gbps()[long(st.range(0))] = gbps;
-  const auto it = copy_gbps().find(long(st.range(0)));
-  if (it != copy_gbps().end()) st.counters["frac_copy"] = gbps / it->second;
-}
+using agoq_bench::has_gpu;
+using agoq_bench::time_it;
 
 void memory_counters(benchmark::State& st, double bytes_per_param) {
   st.counters["bytes_per_param"] = bytes_per_param;

@@ -9,29 +9,22 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_common.cuh"
+
 #include <cstdio>
-#include <map>
 #include <string>
 #include <vector>
 
 namespace {
 
-bool has_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-//! Device scratch reused by every benchmark: input, outputs, a 256 MiB L2-flush buffer.
+//! Device scratch reused by every benchmark: input and outputs (bench_common.cuh flushes the L2).
 struct arena {
   void* in = nullptr;
   void* out = nullptr;
   void* codes = nullptr;
   void* scales = nullptr;
   void* zeros = nullptr;
-  void* flush = nullptr;
   size_t cap = 0;
-  static constexpr size_t flush_bytes = size_t(256) << 20;
-  cudaEvent_t start{}, stop{};
 
   void reserve(size_t bytes) { // bytes of the largest bf16 input
     if (bytes <= cap) return;
@@ -43,7 +36,6 @@ struct arena {
     AGOQ_CUDA_TRY(cudaMalloc(&codes, n + 64));
     AGOQ_CUDA_TRY(cudaMalloc(&scales, n / 8 + 64));
     AGOQ_CUDA_TRY(cudaMalloc(&zeros, n / 8 + 64));
-    AGOQ_CUDA_TRY(cudaMalloc(&flush, flush_bytes));
     AGOQ_CUDA_TRY(cudaMemset(in, 0, n * 4));
     // normal-ish bf16 data: bits of small numbers (exponent near 127) with varied mantissas
     std::vector<unsigned short> h(1 << 20);
@@ -52,12 +44,10 @@ struct arena {
     for (size_t off = 0; off < n; off += h.size())
       AGOQ_CUDA_TRY(cudaMemcpy(static_cast<unsigned short*>(in) + off, h.data(),
                                std::min(h.size(), n - off) * 2, cudaMemcpyHostToDevice));
-    AGOQ_CUDA_TRY(cudaEventCreate(&start));
-    AGOQ_CUDA_TRY(cudaEventCreate(&stop));
   }
   void release() {
     if (!cap) return;
-    cudaFree(in), cudaFree(out), cudaFree(codes), cudaFree(scales), cudaFree(zeros), cudaFree(flush);
+    cudaFree(in), cudaFree(out), cudaFree(codes), cudaFree(scales), cudaFree(zeros);
     cap = 0;
   }
 };
@@ -67,38 +57,8 @@ arena& scratch() {
   return a;
 }
 
-std::map<long, double>& copy_gbps() {
-  static std::map<long, double> m;
-  return m;
-}
-
-//! Times `op` (a callable enqueuing work on stream 0) with events; reports GB/s and frac_copy.
-template <class Op>
-void time_it(benchmark::State& st, double bytes_moved, Op&& op, bool is_copy = false) {
-  if (!has_gpu()) {
-    st.SkipWithError("no CUDA device");
-    return;
-  }
-  arena& a = scratch();
-  double total_s = 0;
-  for (auto _ : st) {
-    AGOQ_CUDA_TRY(cudaMemsetAsync(a.flush, int(st.iterations() & 0xff), arena::flush_bytes));
-    AGOQ_CUDA_TRY(cudaEventRecord(a.start));
-    op();
-    AGOQ_CUDA_TRY(cudaEventRecord(a.stop));
-    AGOQ_CUDA_TRY(cudaEventSynchronize(a.stop));
-    float ms = 0;
-    AGOQ_CUDA_TRY(cudaEventElapsedTime(&ms, a.start, a.stop));
-    st.SetIterationTime(ms / 1e3);
-    total_s += ms / 1e3;
-  }
-  const double gbps = bytes_moved * double(st.iterations()) / total_s / 1e9;
-  st.SetBytesProcessed(std::int64_t(bytes_moved) * st.iterations());
-  st.counters["GB/s"] = gbps;
-  if (is_copy) copy_gbps()[long(st.range(0))] = gbps;
-  const auto it = copy_gbps().find(long(st.range(0)));
-  if (it != copy_gbps().end()) st.counters["frac_copy"] = gbps / it->second;
-}
+using agoq_bench::has_gpu;
+using agoq_bench::time_it;
 
 void bm_copy(benchmark::State& st) {
   const size_t bytes = size_t(st.range(0));
