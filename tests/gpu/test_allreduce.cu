@@ -61,19 +61,7 @@ const algorithm every_algo[] = {algorithm::two_shot, algorithm::one_shot, algori
 template <class T> T to_t(float v) { return agoq::ref::detail::from_float<T>(v); }
 template <class T> float to_f(T v) { return agoq::ref::detail::to_float(v); }
 
-//! Normal data (times `scale`) for `world` ranks, as fp32 values exactly representable in T.
-template <class T>
-grid_t make_inputs(int world, std::int64_t count, std::uint32_t seed, float scale = 1.0f) {
-  grid_t in(static_cast<std::size_t>(world));
-  for (int r = 0; r < world; ++r) {
-    std::mt19937 gen(seed * 977u + std::uint32_t(r) * 131u + 7u);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    in[std::size_t(r)].resize(std::size_t(count));
-    for (auto& v : in[std::size_t(r)])
-      v = to_f(to_t<T>(nd(gen) * scale));
-  }
-  return in;
-}
+using agoq_test::make_inputs;
 
 using agoq_test::reference_sum;
 using agoq_test::rel_l2;

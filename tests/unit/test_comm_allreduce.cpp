@@ -48,20 +48,7 @@ struct aligned_buffer {
   aligned_buffer& operator=(const aligned_buffer&) = delete;
 };
 
-//! Normal data (scaled by `scale`) for `world` ranks, as fp32 values exactly representable in T.
-template <class T>
-std::vector<std::vector<float>> make_inputs(int world, std::int64_t count, std::uint32_t seed,
-                                            float scale = 1.0f) {
-  std::vector<std::vector<float>> in(static_cast<std::size_t>(world));
-  for (int r = 0; r < world; ++r) {
-    std::mt19937 gen(seed * 977u + std::uint32_t(r) * 131u + 7u);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    in[std::size_t(r)].resize(std::size_t(count));
-    for (auto& v : in[std::size_t(r)])
-      v = to_f(to_t<T>(nd(gen) * scale));
-  }
-  return in;
-}
+using agoq_test::make_inputs;
 
 //! Runs the all-reduce on `world` threads; returns every rank's output as fp32 (exact for T).
 template <class T>
