@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The GPU lane, as run on an H200 machine through the device tool: build, GPU tests (a skip is a
 # failure), compute-sanitizer on a subset, the quantizer benchmark and the torch.compile baseline.
-# Logs go to $OUT (or ./gpu-logs). Usage: bench/run_gpu_suite.sh [tests|bench|sanitize|all]...
-# AGOQ_BENCH_FILTER (a Google Benchmark regex) and AGOQ_TORCH_MIB (sizes) narrow the benchmarks.
+# Logs go to $OUT (or ./gpu-logs).
+# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|grad|sanitize|profile|all]...
+#   tests: every ctest test (needs the full build); gtests: only the GPU test binary;
+#   bench: the quantizer benchmark; torch: the torch.compile baseline; grad: the gradient-buffer
+#   benchmark; sanitize: compute-sanitizer memcheck + racecheck; profile: Nsight Compute on the
+#   main quantizer kernels at 256 MiB.
+# AGOQ_BUILD_TARGETS (default: all) limits the build; AGOQ_BENCH_FILTER (a Google Benchmark regex)
+# and AGOQ_TORCH_MIB (sizes) narrow the benchmarks.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 # NVLink multicast stays off on shared machines
 out=${OUT:-gpu-logs}
@@ -11,11 +17,16 @@ what=${*:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
-cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
+cmake --build build-gpu -j"$(nproc)" ${AGOQ_BUILD_TARGETS:+--target $AGOQ_BUILD_TARGETS} > "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
 rc=0
 if [[ $what == *all* || $what == *tests* ]]; then
   AGOQ_REQUIRE_GPU=1 ctest --test-dir build-gpu -j8 --output-on-failure > "$out/ctest.log" 2>&1 || rc=1
   tail -15 "$out/ctest.log"
+fi
+if [[ $what == *gtests* ]]; then
+  AGOQ_REQUIRE_GPU=1 build-gpu/tests/agoq_gpu_tests > "$out/gtests.log" 2>&1 || rc=1
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$out/gtests.log" | tail -6
+  grep -E "^\[  FAILED  \]" "$out/gtests.log" | head -20
 fi
 if [[ $what == *all* || $what == *sanitize* ]]; then
   for tool in memcheck racecheck; do
@@ -30,7 +41,24 @@ if [[ $what == *all* || $what == *bench* ]]; then
     --benchmark_filter="${AGOQ_BENCH_FILTER:-.}" \
     > "$out/quantize_bench.txt" 2> "$out/quantize_bench.err" || rc=1
   cat "$out/quantize_bench.txt"
+fi
+if [[ $what == *all* || $what == *torch* ]]; then
   PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib ${AGOQ_TORCH_MIB:-256 1024} > "$out/torch_compile.txt" 2>&1 || rc=1
   cat "$out/torch_compile.txt"
+fi
+if [[ $what == *all* || $what == *grad* ]]; then
+  build-gpu/bench/agoq_grad_buffer_bench --benchmark_counters_tabular=true \
+    --benchmark_filter="${AGOQ_GRAD_FILTER:-.}" > "$out/grad_buffer_bench.txt" 2>&1 || rc=1
+  cat "$out/grad_buffer_bench.txt"
+fi
+if [[ $what == *profile* ]]; then # one launch of each main kernel, 256 MiB of bf16
+  for b in quantize/int8_b128 quantize/fp8_e4m3_b128 dequantize/int8_b128 accumulate_requantize/int8_b128; do
+    ncu --launch-skip 3 --launch-count 1 --section SpeedOfLight --section Occupancy \
+      --section ComputeWorkloadAnalysis --section InstructionStats --section WarpStateStats \
+      build-gpu/bench/agoq_quantize_bench --benchmark_filter="bm_$b/268435456" \
+      --benchmark_min_time=0.01s > "$out/ncu-${b//\//-}.txt" 2>&1 || rc=1
+    echo "== ncu $b"
+    grep -E "Duration|Compute \(SM\) Th|DRAM Th|Executed Ipc A|Issue Slots Busy|Achieved Occ|Warp Cycles Per Issued|Executed Instructions  " "$out/ncu-${b//\//-}.txt"
+  done
 fi
 exit $rc

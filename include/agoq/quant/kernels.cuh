@@ -4,12 +4,20 @@
 //! (two 16-byte loads of bf16/fp16); the block/16 threads of a block are neighbouring lanes of one
 //! warp and agree on the block's amax (or min/max) with shuffles, so the input is read exactly
 //! once and the per-block work (scale, reciprocal) is shared by as few lanes as possible.
-//! The per-element math (scales, encode, decode, Philox) is the host reference's, from format/.
+//! The per-element math (scales, encode, decode, Philox) is the host reference's, from format/;
+//! the fast paths below (fp32 "magic" rounding instead of conversions, SIMD absmax, paired FP8
+//! conversion) give the same bits and are checked against the host reference by the GPU tests.
+//! Memory (quant/pipeline.cuh): when a warp's 32 chunks are back to back ("dense"), its big
+//! stream (the input of quantize, the accumulator, the output of dequantize) moves as one
+//! contiguous span with coalesced 16-byte accesses, transposed through shared memory; the small
+//! reads (codes, scales) are staged trips ahead with cp.async. Tails and strided rows go lane by
+//! lane.
 #pragma once
 
 #include "agoq/config.hpp"
 #include "agoq/format/codec.hpp"
 #include "agoq/format/philox.hpp"
+#include "agoq/quant/pipeline.cuh"
 #include "agoq/quant/view.hpp"
 
 #include <cuda_bf16.h>
@@ -55,7 +63,10 @@ AGOQ_DEVICE chunk_pos locate(const block_grid& g, std::int64_t c, std::int64_t t
     p.row = 0;
     p.col0 = c * chunk_elems;
   } else {
-    p.row = p.blk / g.blocks_per_row;
+    // 2-D: one division; 32-bit (a fraction of the 64-bit sequence) whenever the values fit
+    p.row = (p.blk >> 32) == 0 && (g.blocks_per_row >> 32) == 0
+                ? std::int64_t(std::uint32_t(p.blk) / std::uint32_t(g.blocks_per_row))
+                : p.blk / g.blocks_per_row;
     p.col0 = (p.blk - p.row * g.blocks_per_row) * g.block + p.lane * chunk_elems;
   }
   const std::int64_t left = g.cols - p.col0;
@@ -117,22 +128,27 @@ template <class T> AGOQ_DEVICE std::uint16_t to_bits16(float v) {
   else return __half_as_ushort(__float2half_rn(v));
 }
 
+//! 16 values rounded to T (nearest-even) as raw bits.
+template <class T> AGOQ_DEVICE raw16<T> pack_raw16(const float (&v)[chunk_elems]) {
+  raw16<T> r;
+#pragma unroll
+  for (int j = 0; j < int(4 * sizeof(T)); ++j) {
+    if constexpr (sizeof(T) == 2)
+      r.w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1])) << 16;
+    else
+      r.w[j] = __float_as_uint(v[j]);
+  }
+  return r;
+}
+
 //! Stores the first `valid` of 16 values, rounded to T (nearest-even).
 template <class T>
 AGOQ_DEVICE void store16(T* p, int valid, bool vec, const float (&v)[chunk_elems]) {
   if (vec && valid == chunk_elems) {
-    if constexpr (sizeof(T) == 2) {
-      std::uint32_t w[8];
+    const raw16<T> r = pack_raw16<T>(v);
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
-        w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1])) << 16;
-      reinterpret_cast<uint4*>(p)[0] = make_uint4(w[0], w[1], w[2], w[3]);
-      reinterpret_cast<uint4*>(p)[1] = make_uint4(w[4], w[5], w[6], w[7]);
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        reinterpret_cast<float4*>(p)[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
-    }
+    for (int j = 0; j < int(sizeof(T)); ++j)
+      reinterpret_cast<uint4*>(p)[j] = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
     return;
   }
 #pragma unroll
@@ -214,19 +230,45 @@ struct chunk_stats {
   float hi;
 };
 
+//! The block's NaN-propagating absmax from each lane's |x| maximum as fp32 bits: |x| as bits
+//! orders like the values, with Inf above every finite value and every NaN above Inf, so an
+//! integer max is the host reference's absmax (absmax_step).
+AGOQ_DEVICE chunk_stats block_absmax(std::uint32_t m, int log2_lanes) {
+  for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1)
+    m = max(m, __shfl_xor_sync(0xffffffffu, m, off));
+  return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
+}
+
+//! A lane's |x| maximum of 16 raw elements (zeros past the valid ones) as fp32 bits: for 16-bit
+//! types one SIMD max per two elements (max.u16x2 on sm_90), before any conversion to fp32.
+template <class T> AGOQ_DEVICE std::uint32_t lane_absmax_bits(const raw16<T>& r) {
+  std::uint32_t m = 0;
+  if constexpr (sizeof(T) == 2) {
+#pragma unroll
+    for (int j = 0; j < 8; j += 2)
+      m = __vimax3_u16x2(m, r.w[j] & 0x7fff7fffu, r.w[j + 1] & 0x7fff7fffu);
+    const std::uint32_t h = max(m & 0xffffu, m >> 16);
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) return h << 16;
+    else return float_to_bits(__half2float(__ushort_as_half(std::uint16_t(h)))); // |x|: sign 0
+  } else {
+#pragma unroll
+    for (int j = 0; j < chunk_elems; j += 2)
+      m = __vimax3_u32(m, r.w[j] & 0x7fffffffu, r.w[j + 1] & 0x7fffffffu);
+    return m;
+  }
+}
+
+//! Block statistics of fp32 values. Symmetric: the elements past `valid` must be +-0 (they
+//! cannot raise the absmax, so they need no mask); asymmetric: they are ignored.
 template <bool Symmetric>
 AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, int log2_lanes) {
   if constexpr (Symmetric) {
-    // |x| as bits orders like the values, with Inf above every finite value and every NaN above
-    // Inf: an integer max is the NaN-propagating absmax of the host reference (absmax_step), in
-    // two instructions per element.
+    (void)valid;
     std::uint32_t m = 0;
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i)
-      if (i < valid) m = max(m, float_to_bits(v[i]) & 0x7fffffffu);
-    for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1)
-      m = max(m, __shfl_xor_sync(0xffffffffu, m, off));
-    return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
+    for (int i = 0; i < chunk_elems; i += 2)
+      m = __vimax3_u32(m, float_to_bits(v[i]) & 0x7fffffffu, float_to_bits(v[i + 1]) & 0x7fffffffu);
+    return block_absmax(m, log2_lanes);
   } else {
     float lo = __int_as_float(0x7f800000), hi = -lo; // +inf, -inf: identities
 #pragma unroll
@@ -274,11 +316,82 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
 #undef AGOQ_UNIFORM16_CASE
 }
 
+// ---- integer rounding without conversion instructions ---------------------------------------------
+// For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is rint(t) (round half to even) held in the low
+// mantissa bits: bits = 0x4B400000 + rint(t). Its low N bits are then rint(t)'s N-bit two's
+// complement code (0x4B400000 has zero low bits), and the float minus the constant is rint(t).
+// This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate conversions) by fp32 adds.
+inline constexpr float round_magic = 12582912.0f;
+template <class C> inline constexpr bool int_codec_v = is_integer(C::format_v);
+inline constexpr std::uint32_t round_magic_bits = 0x4B400000u;
+
+//! True when an integer block's nearest-even codes need no clamp: with a normal, finite scale
+//! s = RN(range / qmax) and inv = RN(1 / s) (or a power-of-two scale rounded up), every
+//! |x * inv| (asymmetric: (x - zero) * inv, which is >= 0) is at most
+//! qmax * (1 + 2^-24)^2 / (1 - 2^-24) < qmax + 0.5, so rint stays in range and no product is
+//! NaN. Subnormal, zero, Inf and NaN scales take the per-element path.
+AGOQ_DEVICE bool int_block_in_range(const block_params& bp) {
+  return bp.scale >= 1.17549435e-38f && bp.scale <= 3.40282347e38f;
+}
+
+//! Packs the low Bits bits of b[0..16) into a chunk's codes.
+template <int Bits> AGOQ_DEVICE chunk_codes pack_low(const std::uint32_t (&b)[chunk_elems]) {
+  if constexpr (Bits == 8) { // byte 0 of four words into one word: three byte permutes
+    std::uint32_t w[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      w[j] = __byte_perm(__byte_perm(b[4 * j], b[4 * j + 1], 0x0040),
+                         __byte_perm(b[4 * j + 2], b[4 * j + 3], 0x0040), 0x5410);
+    return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
+            std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+  } else {
+    std::uint32_t c[chunk_elems];
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i) c[i] = b[i] & ((1u << Bits) - 1u);
+    return {pack_group<Bits>(c), pack_group<Bits>(c + 8)};
+  }
+}
+
 //! Encodes the valid values of a chunk with the block's parameters; codes past `valid` are 0.
+//! The values past `valid` must be +0 (the symmetric fast paths encode them to 0 unmasked).
 template <class C>
 AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
                                      const block_params& bp, rounding rnd, std::uint64_t seed,
                                      std::int64_t idx0) {
+  if constexpr (int_codec_v<C>) {
+    // The fast path of C::encode (nearest-even) for in-range blocks; asymmetric codes of the
+    // values past `valid` would not be 0, so only full chunks take it there.
+    if (rnd == rounding::nearest_even && (C::symmetric || valid == chunk_elems) &&
+        int_block_in_range(bp)) {
+      std::uint32_t b[chunk_elems];
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i) {
+        const float t = C::symmetric ? mul_rn(v[i], bp.inv) : mul_rn(sub_rn(v[i], bp.zero), bp.inv);
+        b[i] = float_to_bits(add_rn(t, round_magic));
+      }
+      return pack_low<C::bits>(b);
+    }
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  if constexpr (C::format_v == format::fp8_e4m3 || C::format_v == format::fp8_e5m2) {
+    // With a finite non-zero inv every x * inv is finite or +-Inf (a NaN or Inf input makes the
+    // block's scale NaN and inv 0), so C::encode is exactly cvt.rn.satfinite: convert two values
+    // per instruction. Elements past `valid` are +0 and encode to 0 as required.
+    if (rnd == rounding::nearest_even && bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
+      std::uint32_t pair[8];
+#pragma unroll
+      for (int i = 0; i < chunk_elems; i += 2)
+        pair[i / 2] = __nv_cvt_float2_to_fp8x2(
+            make_float2(mul_rn(v[i], bp.inv), mul_rn(v[i + 1], bp.inv)), __NV_SATFINITE,
+            C::format_v == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2);
+      std::uint32_t w[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) w[j] = __byte_perm(pair[2 * j], pair[2 * j + 1], 0x5410);
+      return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
+              std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+    }
+  }
+#endif
   std::uint32_t c[chunk_elems];
   if (rnd == rounding::stochastic) {
     float u[chunk_elems];
@@ -298,6 +411,32 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
 template <class C>
 AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
                               float (&v)[chunk_elems]) {
+  if constexpr (int_codec_v<C> && (C::bits == 8 || C::bits == 4)) {
+    // C::decode with the code turned into a float by round_magic instead of a conversion: a
+    // symmetric code XOR 2^(N-1) is q + 2^(N-1) as an unsigned field, placed in the mantissa of
+    // round_magic; subtracting round_magic + 2^(N-1) gives q exactly.
+    constexpr int n = C::bits;
+    constexpr std::uint32_t flip = !C::symmetric ? 0u : n == 8 ? 0x80808080u : 0x88888888u;
+    constexpr float bias = round_magic + (C::symmetric ? float(1 << (n - 1)) : 0.0f);
+    std::uint32_t word[4];
+    if constexpr (n == 8) {
+      word[0] = std::uint32_t(w.g0), word[1] = std::uint32_t(w.g0 >> 32);
+      word[2] = std::uint32_t(w.g1), word[3] = std::uint32_t(w.g1 >> 32);
+    } else {
+      word[0] = std::uint32_t(w.g0), word[1] = std::uint32_t(w.g1), word[2] = word[3] = 0;
+    }
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i) {
+      std::uint32_t bits;
+      if constexpr (n == 8)
+        bits = __byte_perm(word[i / 4] ^ flip, round_magic_bits, 0x7650 | (i & 3));
+      else
+        bits = (((word[i / 8] ^ flip) >> (4 * (i & 7))) & 0xfu) | round_magic_bits;
+      const float q = sub_rn(bits_to_float(bits), bias);
+      v[i] = C::symmetric ? mul_rn(q, bp.scale) : fma_f(q, bp.scale, bp.zero);
+    }
+    return;
+  }
   constexpr std::uint32_t mask = (1u << C::bits) - 1u;
 #pragma unroll
   for (int i = 0; i < chunk_elems; ++i) {
@@ -329,7 +468,10 @@ AGOQ_DEVICE void store_params(const block_params& bp, scale_kind kind, void* sca
 struct quant_args {
   block_grid g;
   std::int64_t ld; //!< input leading dimension (elements)
-  bool vec;        //!< input rows are 16-byte aligned: vector loads allowed
+  bool vec;        //!< input rows are 16-byte aligned: vector (staged) loads allowed
+  bool scales4;    //!< scales are 4-byte aligned (always for fp32/pow2; E8M0 may not be)
+  std::int64_t dense_chunks; //!< chunks [0, dense_chunks) are full, 16-byte aligned and chunk c
+                             //!< starts at element 16 c (0 when the tensor is not laid out so)
   std::uint8_t* codes;
   void* scales;
   float* zeros;
@@ -343,6 +485,8 @@ struct dequant_args {
   block_grid g;
   std::int64_t ld; //!< output leading dimension (elements)
   bool vec;
+  bool scales4;
+  std::int64_t dense_chunks; //!< as in quant_args, for the output (or accumulator)
   const std::uint8_t* codes;
   const void* scales;
   const float* zeros;
@@ -350,42 +494,139 @@ struct dequant_args {
   float alpha; //!< dequantize_accumulate only
 };
 
-//! The loop every kernel runs: a grid-stride loop over chunks, `Unroll` chunks per thread per
-//! trip. All loads of a trip are issued before any is used (several 16-byte loads in flight per
-//! thread hide HBM latency), and every lane of a warp stays until the warp's last chunk is done,
-//! so the block shuffles always see a full warp. `load(k, c)` and `work(k, c)` get the slot k and
-//! the chunk index c (which may be >= total: such a lane only takes part in the shuffles).
-template <int Unroll, class Load, class Work>
-AGOQ_DEVICE void for_each_chunk(std::int64_t total, Load&& load, Work&& work) {
-  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
-  const std::int64_t lane = threadIdx.x & 31;
-  for (std::int64_t base = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-       base - lane < total; base += stride * Unroll) {
+// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back ------------
+
+//! A chunk's 16 elements are staged when they are all inside the row and 16-byte aligned; other
+//! chunks (tails, unaligned rows) are read directly in the work phase.
+AGOQ_DEVICE bool staged_elements(bool vec, const chunk_pos& p) { return vec && p.valid == chunk_elems; }
+
+//! Stage units taken by 16 elements of T.
+template <class T> inline constexpr int elem_units = int(sizeof(T));
+
+template <class T, int Units>
+AGOQ_DEVICE void fetch_elements(const stage_buffer<Units>& b, int s, int u, const T* src) {
 #pragma unroll
-    for (int k = 0; k < Unroll; ++k) load(k, base + k * stride);
-#pragma unroll
-    for (int k = 0; k < Unroll; ++k) work(k, base + k * stride);
-  }
+  for (int j = 0; j < elem_units<T>; ++j) cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
 }
 
+template <class T, int Units>
+AGOQ_DEVICE raw16<T> staged_raw16(const stage_buffer<Units>& b, int s, int u) {
+  raw16<T> r;
+#pragma unroll
+  for (int j = 0; j < elem_units<T>; ++j) {
+    const uint4 q = *b.unit(s, u + j);
+    r.w[4 * j] = q.x, r.w[4 * j + 1] = q.y, r.w[4 * j + 2] = q.z, r.w[4 * j + 3] = q.w;
+  }
+  return r;
+}
+
+//! Writes 16 elements' raw bits into units [u, u + elem_units<T>) of the thread's slot.
+template <class T, int Units>
+AGOQ_DEVICE void put_raw16(const stage_buffer<Units>& b, int s, int u, const raw16<T>& r) {
+#pragma unroll
+  for (int j = 0; j < elem_units<T>; ++j)
+    *b.unit(s, u + j) = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
+}
+
+//! True when the 32 chunks of the warp whose lane 0 has chunk c0 are all dense (warp-uniform):
+//! the warp then moves them as one contiguous span (span_prefetch/store_span).
+AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) { return c0 + 32 <= dense_chunks; }
+
+//! Loads the first trip's span of a dense warp (see span_prefetch).
+template <int U, class T>
+AGOQ_DEVICE void prefetch_first(span_prefetch<U>& pf, const T* base, std::int64_t dense_chunks) {
+  const std::int64_t c0 = std::int64_t(blockIdx.x) * blockDim.x + (threadIdx.x & ~31u);
+  if (dense_warp(c0, dense_chunks)) pf.load(base + c0 * chunk_elems);
+}
+
+//! In a dense warp's trip (chunk c): puts the span prefetched last trip into the slots of stage
+//! s and starts loading the next trip's span. Dense trips of a warp come first (dense_chunks is a
+//! prefix), so what was prefetched is always this trip's span.
+template <int U, int Units, class T>
+AGOQ_DEVICE void take_prefetch(span_prefetch<U>& pf, const stage_buffer<Units>& b, int s,
+                               const T* base, std::int64_t c, std::int64_t dense_chunks) {
+  const std::int64_t c0 = c - (threadIdx.x & 31);
+  if (!dense_warp(c0, dense_chunks)) return;
+  pf.put(b, s);
+  __syncwarp();
+  const std::int64_t next = c0 + std::int64_t(gridDim.x) * blockDim.x;
+  if (dense_warp(next, dense_chunks)) pf.load(base + next * chunk_elems);
+}
+
+//! Codes of 2, 4 and 8 bits are staged (one aligned 4/8/16-byte copy); odd widths are read
+//! directly.
+template <int Bits> inline constexpr bool staged_codes = Bits == 2 || Bits == 4 || Bits == 8;
+
+template <int Bits, int Units>
+AGOQ_DEVICE void fetch_codes(const stage_buffer<Units>& b, int s, int u, const std::uint8_t* src) {
+  if constexpr (staged_codes<Bits>) cp_async<2 * Bits>(b.unit(s, u), src);
+}
+
+template <int Bits, int Units>
+AGOQ_DEVICE chunk_codes read_codes(const stage_buffer<Units>& b, int s, int u,
+                                   const std::uint8_t* src) {
+  if constexpr (staged_codes<Bits>) return load_codes<Bits>(reinterpret_cast<const std::uint8_t*>(b.unit(s, u)));
+  else return load_codes<Bits>(src);
+}
+
+//! Stages a block's scale (word 0 of the unit) and zero point (word 1). An E8M0 scale is one
+//! byte: its aligned 4-byte word is copied (only the bytes inside the array), when the array is
+//! 4-byte aligned; otherwise it is read directly in the work phase.
+template <class C, int Units>
+AGOQ_DEVICE void fetch_params(const stage_buffer<Units>& b, int s, int u, scale_kind kind,
+                              bool scales4, const void* scales, const float* zeros,
+                              std::int64_t blk, std::int64_t nblocks) {
+  auto* w = reinterpret_cast<std::uint32_t*>(b.unit(s, u));
+  if (kind != scale_kind::e8m0) {
+    cp_async<4>(w, static_cast<const float*>(scales) + blk);
+  } else if (scales4) {
+    const std::int64_t first = blk & ~std::int64_t(3);
+    const std::int64_t left = nblocks - first;
+    cp_async4_prefix(w, static_cast<const std::uint8_t*>(scales) + first, left < 4 ? int(left) : 4);
+  }
+  if constexpr (!C::symmetric) cp_async<4>(w + 1, zeros + blk);
+}
+
+template <class C, int Units>
+AGOQ_DEVICE block_params read_params(const stage_buffer<Units>& b, int s, int u, scale_kind kind,
+                                     bool scales4, const void* scales, std::int64_t blk) {
+  const uint4 q = *b.unit(s, u);
+  float scale;
+  if (kind != scale_kind::e8m0) scale = __uint_as_float(q.x);
+  else if (scales4) scale = decode_e8m0(std::uint8_t(q.x >> (8 * int(blk & 3))));
+  else scale = load_scale(scales, blk, kind);
+  return params_from_stored(scale, C::symmetric ? 0.0f : __uint_as_float(q.y));
+}
+
+// ---- the kernels ---------------------------------------------------------------------------------
+
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(256, 4) quantize_kernel(const T* __restrict__ x,
-                                                                 quant_args a) {
+__global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm) quantize_kernel(const T* __restrict__ x,
+                                                                           quant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int U = 1; // 16 elements = 32-64 bytes in flight; two would spill at 64 registers
+  extern __shared__ uint4 smem[];
+  const stage_buffer<elem_units<T>> buf{smem};
   const std::int64_t total = a.g.chunks();
-  raw16<T> raw[U];
-  for_each_chunk<U>(
+  span_prefetch<elem_units<T>> next; // dense warps: this trip's x, loaded during the last trip
+  prefetch_first(next, x, a.dense_chunks);
+  pipelined_chunks<buf.stages>(
       total,
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
+        if (dense_warp(c - (threadIdx.x & 31), a.dense_chunks)) return;
         const chunk_pos p = locate(a.g, c, total);
-        raw[k] = load_raw16(x + p.row * a.ld + p.col0, p.valid, a.vec);
+        if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
       },
-      [&](int k, std::int64_t c) {
-        const chunk_pos p = locate(a.g, c, total); // recomputed: cheaper than registers
+      [&](int s, std::int64_t c) {
+        take_prefetch(next, buf, s, x, c, a.dense_chunks);
+        const chunk_pos p = locate(a.g, c, total);
+        const raw16<T> raw = staged_elements(a.vec, p)
+                                 ? staged_raw16<T>(buf, s, 0)
+                                 : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
         float v[chunk_elems];
-        to_floats(raw[k], v);
-        const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
+        to_floats(raw, v);
+        chunk_stats st;
+        if constexpr (Symmetric) st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
+        else st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
         if (c >= total) return;
         const block_params bp = params_from_stats<C>(st, a.scale);
         store_codes<C::bits>(a.codes + c * (2 * C::bits),
@@ -396,91 +637,119 @@ __global__ static void __launch_bounds__(256, 4) quantize_kernel(const T* __rest
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(256, 4) dequantize_kernel(T* __restrict__ y,
-                                                                   dequant_args a) {
+__global__ static void __launch_bounds__(quant_threads, 4) dequantize_kernel(T* __restrict__ y,
+                                                                             dequant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int U = 2;
+  extern __shared__ uint4 smem[];
+  // unit 0: codes, unit 1: scale and zero point; units [0, elem_units<T>): the output, once read
+  const stage_buffer<(elem_units<T> > 2 ? elem_units<T> : 2)> buf{smem};
   const std::int64_t total = a.g.chunks();
-  chunk_codes w[U];
-  block_params bp[U];
-  for_each_chunk<U>(
+  const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
+  pipelined_chunks<buf.stages>(
       total,
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
         if (c >= total) return;
-        w[k] = load_codes<C::bits>(a.codes + c * (2 * C::bits));
-        bp[k] = load_params<C>(a.scale, a.scales, a.zeros, c >> a.g.log2_lanes);
+        fetch_codes<C::bits>(buf, s, 0, a.codes + c * (2 * C::bits));
+        fetch_params<C>(buf, s, 1, a.scale, a.scales4, a.scales, a.zeros, c >> a.g.log2_lanes,
+                        nblocks);
       },
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
+        // a dense warp has all its lanes here (c < total, valid == 16): store_span needs them all
         if (c >= total) return;
         const chunk_pos p = locate(a.g, c, total);
         if (p.valid == 0) return;
         float v[chunk_elems];
-        decode_chunk<C>(w[k], bp[k], v);
-        store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
+        decode_chunk<C>(read_codes<C::bits>(buf, s, 0, a.codes + c * (2 * C::bits)),
+                        read_params<C>(buf, s, 1, a.scale, a.scales4, a.scales, p.blk), v);
+        const std::int64_t c0 = c - (threadIdx.x & 31);
+        if (!dense_warp(c0, a.dense_chunks)) return store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
+        put_raw16(buf, s, 0, pack_raw16<T>(v));
+        store_span<elem_units<T>>(buf, s, y + c0 * chunk_elems);
       });
 }
 
 template <format F, bool Symmetric>
-__global__ static void __launch_bounds__(256, 4) dequantize_accumulate_kernel(float* __restrict__ acc,
-                                                                              dequant_args a) {
+__global__ static void __launch_bounds__(quant_threads, 4)
+    dequantize_accumulate_kernel(float* __restrict__ acc, dequant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int U = 1; // 16 elements = 32-64 bytes in flight; two would spill at 64 registers
+  constexpr int A = elem_units<float>; // units 0..3: the accumulator; then codes, scale
+  extern __shared__ uint4 smem[];
+  const stage_buffer<A + 2> buf{smem};
   const std::int64_t total = a.g.chunks();
-  chunk_codes w[U];
-  block_params bp[U];
-  raw16<float> s[U];
-  for_each_chunk<U>(
+  const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
+  span_prefetch<A> next;
+  prefetch_first(next, static_cast<const float*>(acc), a.dense_chunks);
+  pipelined_chunks<buf.stages>(
       total,
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
         if (c >= total) return;
+        const std::int64_t c0 = c - (threadIdx.x & 31);
         const chunk_pos p = locate(a.g, c, total);
-        w[k] = load_codes<C::bits>(a.codes + c * (2 * C::bits));
-        bp[k] = load_params<C>(a.scale, a.scales, a.zeros, p.blk);
-        s[k] = load_raw16(acc + p.row * a.ld + p.col0, p.valid, a.vec);
+        if (!dense_warp(c0, a.dense_chunks) && staged_elements(a.vec, p))
+          fetch_elements(buf, s, 0, acc + p.row * a.ld + p.col0);
+        fetch_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits));
+        fetch_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, a.zeros, p.blk, nblocks);
       },
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
+        take_prefetch(next, buf, s, acc, c, a.dense_chunks);
         if (c >= total) return;
         const chunk_pos p = locate(a.g, c, total);
         if (p.valid == 0) return;
+        float* out = acc + p.row * a.ld + p.col0;
         float d[chunk_elems], v[chunk_elems];
-        decode_chunk<C>(w[k], bp[k], d);
-        to_floats(s[k], v);
+        decode_chunk<C>(read_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits)),
+                        read_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, p.blk), d);
+        to_floats(staged_elements(a.vec, p) ? staged_raw16<float>(buf, s, 0)
+                                            : load_raw16(out, p.valid, false),
+                  v);
 #pragma unroll
         for (int i = 0; i < chunk_elems; ++i) v[i] = fma_f(d[i], a.alpha, v[i]);
-        store16(acc + p.row * a.ld + p.col0, p.valid, a.vec, v);
+        const std::int64_t c0 = c - (threadIdx.x & 31);
+        if (!dense_warp(c0, a.dense_chunks)) return store16(out, p.valid, a.vec, v);
+        put_raw16(buf, s, 0, pack_raw16<float>(v));
+        store_span<A>(buf, s, acc + c0 * chunk_elems);
       });
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(256, 4)
+__global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm)
     accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  constexpr int U = 1; // 16 elements = 32-64 bytes in flight; two would spill at 64 registers
+  constexpr int X = elem_units<T>; // units 0..X-1: x; then the old codes, the old scale
+  extern __shared__ uint4 smem[];
+  const stage_buffer<X + 2> buf{smem};
   const std::int64_t total = a.g.chunks();
-  raw16<T> raw[U];
-  chunk_codes w[U];
-  block_params old[U];
-  for_each_chunk<U>(
+  const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
+  span_prefetch<X> next;
+  prefetch_first(next, x, a.dense_chunks);
+  pipelined_chunks<buf.stages>(
       total,
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
+        const std::int64_t c0 = c - (threadIdx.x & 31);
         const chunk_pos p = locate(a.g, c, total);
-        raw[k] = load_raw16(x + p.row * a.ld + p.col0, p.valid, a.vec);
+        if (!dense_warp(c0, a.dense_chunks) && staged_elements(a.vec, p))
+          fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
         if (c >= total) return;
-        w[k] = load_codes<C::bits>(a.codes + c * (2 * C::bits));
-        old[k] = load_params<C>(a.scale, a.scales, a.zeros, p.blk);
+        fetch_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits));
+        fetch_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, a.zeros, p.blk, nblocks);
       },
-      [&](int k, std::int64_t c) {
+      [&](int s, std::int64_t c) {
+        take_prefetch(next, buf, s, x, c, a.dense_chunks);
         const chunk_pos p = locate(a.g, c, total);
         float v[chunk_elems];
-        to_floats(raw[k], v);
+        to_floats(staged_elements(a.vec, p) ? staged_raw16<T>(buf, s, 0)
+                                            : load_raw16(x + p.row * a.ld + p.col0, p.valid, false),
+                  v);
         if (p.valid > 0) {
           float d[chunk_elems];
-          decode_chunk<C>(w[k], old[k], d);
+          decode_chunk<C>(read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
+                          read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), d);
 #pragma unroll
           for (int i = 0; i < chunk_elems; ++i) v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
         }
-        // Every lane of the block read the old scale in the load phase, before lane 0 below
-        // overwrites it; the shuffles in reduce_stats keep the block's lanes together.
+        // Every lane of the block has its old scale (copied trips ago, and read above) before
+        // lane 0 overwrites it below: the shuffles in reduce_stats keep the block's lanes together.
+        // Odd-width codes are read directly above, also before any lane stores.
         const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
         if (c >= total) return;
         const block_params bp = params_from_stats<C>(st, a.scale);

@@ -46,6 +46,7 @@ inline constexpr bool is_element_type_v = std::is_same_v<T, float> || std::is_sa
                                           std::is_same_v<T, __nv_bfloat16>;
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+inline bool aligned4(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 3u) == 0; }
 
 //! Rows may use 16-byte vector accesses when the base is aligned and every row start is too.
 template <class T> bool rows_vectorizable(const T* p, std::int64_t rows, std::int64_t ld) {
@@ -73,6 +74,13 @@ inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
   return nullptr;
 }
 
+//! Chunks laid out back to back from a 16-byte aligned start (chunk c at element 16 c, all full):
+//! the kernels move whole warp spans of them with coalesced copies. 0 when the layout is not so.
+inline std::int64_t dense_chunks(const void* p, const const_quantized_view& v, std::int64_t ld) {
+  const bool dense = v.rows == 1 || (ld == v.cols && v.cols % v.spec.block == 0);
+  return dense && aligned16(p) ? v.rows * v.cols / chunk_elems : 0;
+}
+
 inline block_grid make_grid(const const_quantized_view& v) {
   int log2_lanes = 0;
   while ((chunk_elems << log2_lanes) < v.spec.block) ++log2_lanes;
@@ -80,7 +88,7 @@ inline block_grid make_grid(const const_quantized_view& v) {
 }
 
 //! Grid size for `chunks` 16-element chunks on the current device.
-inline status launch_shape(std::int64_t chunks, int& grid, int& threads) {
+inline status launch_shape(std::int64_t chunks, int& grid, int& threads, bool quantize_type = false) {
   int dev = 0, sms = 0, major = 0, minor = 0;
   AGOQ_CUDA_RETURN(cudaGetDevice(&dev));
   AGOQ_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -89,7 +97,8 @@ inline status launch_shape(std::int64_t chunks, int& grid, int& threads) {
   const quant_tuning t = quant_tuning_for(major * 10 + minor);
   threads = t.threads;
   const std::int64_t needed = (chunks + threads - 1) / threads;
-  const std::int64_t cap = std::int64_t(sms) * t.ctas_per_sm;
+  // one resident wave: as many CTAs per SM as the kernel's __launch_bounds__ let in
+  const std::int64_t cap = std::int64_t(sms) * (quantize_type ? quantize_ctas_per_sm : t.ctas_per_sm);
   grid = int(needed < cap ? needed : cap);
   return status::success;
 }
@@ -113,13 +122,14 @@ template <class T>
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
   detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
-                       static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
+                       detail::aligned4(v.scales), detail::dense_chunks(x, v, ld), static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
                        out.spec.scale, out.spec.rounding, seed};
   int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
   return detail::dispatch_format(out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
-    detail::quantize_kernel<tag_t::value, tag_t::symmetric, T><<<grid, threads, 0, stream>>>(x, a);
+    detail::quantize_kernel<tag_t::value, tag_t::symmetric, T>
+        <<<grid, threads, detail::stage_bytes(detail::elem_units<T>), stream>>>(x, a);
     return detail::launched();
   });
 }
@@ -143,13 +153,15 @@ template <class T>
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
   detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(y, in.rows, ld),
-                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
+                         detail::aligned4(in.scales), detail::dense_chunks(y, in, ld), static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
                          in.spec.scale, 1.0f};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
-    detail::dequantize_kernel<tag_t::value, tag_t::symmetric, T><<<grid, threads, 0, stream>>>(y, a);
+    detail::dequantize_kernel<tag_t::value, tag_t::symmetric, T>
+        <<<grid, threads, detail::stage_bytes(detail::elem_units<T> > 2 ? detail::elem_units<T> : 2),
+           stream>>>(y, a);
     return detail::launched();
   });
 }
@@ -175,14 +187,14 @@ template <class Acc = float>
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
   detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(acc, in.rows, ld),
-                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
+                         detail::aligned4(in.scales), detail::dense_chunks(acc, in, ld), static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
                          in.spec.scale, alpha};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
-        <<<grid, threads, 0, stream>>>(acc, a);
+        <<<grid, threads, detail::stage_bytes(detail::elem_units<float> + 2), stream>>>(acc, a);
     return detail::launched();
   });
 }
@@ -211,14 +223,14 @@ template <class T>
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
   detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
-                       static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
+                       detail::aligned4(v.scales), detail::dense_chunks(x, v, ld), static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
                        buf.spec.scale, buf.spec.rounding, seed};
   int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
   return detail::dispatch_format(buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
-        <<<grid, threads, 0, stream>>>(x, a);
+        <<<grid, threads, detail::stage_bytes(detail::elem_units<T> + 2), stream>>>(x, a);
     return detail::launched();
   });
 }

@@ -3,6 +3,8 @@
 //! Launch settings of the quantizer kernels as a constexpr function of the compute capability.
 #pragma once
 
+#include "agoq/quant/pipeline.cuh"
+
 #include <ostream>
 
 namespace agoq {
@@ -22,12 +24,16 @@ struct quant_tuning {
 };
 
 //! Settings for a device of compute capability `cc` (e.g. 90). The kernels are capped at 64
-//! registers (__launch_bounds__(256, 4)), so four 256-thread CTAs fit on an SM: the grid is one
-//! resident wave, each thread keeping two chunks in flight (kernels.cuh). Measured on H200.
+//! registers (__launch_bounds__(256, 4)) and at most 48 KiB of staged reads per CTA
+//! (quant/pipeline.cuh), so four 256-thread CTAs fit on an SM: the grid is one resident wave,
+//! each thread keeping 1-3 trips of reads in flight. Measured on H200.
 constexpr quant_tuning quant_tuning_for(int cc) {
   (void)cc; // one setting so far; Ampere and Blackwell have not been measured
   return quant_tuning{256, 4};
 }
+
+static_assert(quant_tuning_for(90).threads == quant_threads,
+              "the kernels' __launch_bounds__ and stage layout assume quant_threads per CTA");
 
 } // namespace detail
 } // namespace agoq
