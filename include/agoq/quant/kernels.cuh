@@ -553,6 +553,24 @@ AGOQ_DEVICE void take_prefetch(span_prefetch<U>& pf, const stage_buffer<Units>& 
   if (dense_warp(next, dense_chunks)) pf.load(base + next * chunk_elems);
 }
 
+//! A lane's codes and block parameters, loaded one trip ahead into registers with plain loads:
+//! neighbouring lanes read neighbouring codes and a block's lanes one scale, which the memory
+//! system merges into whole requests (per-lane cp.async requests would not be).
+template <class C> struct codes_prefetch {
+  chunk_codes w{0, 0};
+  float scale = 0.0f;
+  float zero = 0.0f;
+
+  template <class Args> AGOQ_DEVICE void load(const Args& a, std::int64_t c, std::int64_t total) {
+    if (c >= total) return;
+    const std::int64_t blk = c >> a.g.log2_lanes;
+    w = load_codes<C::bits>(a.codes + c * (2 * C::bits));
+    scale = load_scale(a.scales, blk, a.scale);
+    if constexpr (!C::symmetric) zero = a.zeros[blk];
+  }
+  AGOQ_DEVICE block_params params() const { return params_from_stored(scale, zero); }
+};
+
 //! Codes of 2, 4 and 8 bits are staged (one aligned 4/8/16-byte copy); odd widths are read
 //! directly.
 template <int Bits> inline constexpr bool staged_codes = Bits == 2 || Bits == 4 || Bits == 8;
@@ -641,26 +659,22 @@ __global__ static void __launch_bounds__(quant_threads, 4) dequantize_kernel(T* 
                                                                              dequant_args a) {
   using C = codec<F, Symmetric>;
   extern __shared__ uint4 smem[];
-  // unit 0: codes, unit 1: scale and zero point; units [0, elem_units<T>): the output, once read
-  const stage_buffer<(elem_units<T> > 2 ? elem_units<T> : 2)> buf{smem};
+  const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output span, transposed
   const std::int64_t total = a.g.chunks();
-  const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  codes_prefetch<C> next;
+  next.load(a, std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x, total);
   pipelined_chunks<buf.stages>(
-      total,
-      [&](int s, std::int64_t c) {
-        if (c >= total) return;
-        fetch_codes<C::bits>(buf, s, 0, a.codes + c * (2 * C::bits));
-        fetch_params<C>(buf, s, 1, a.scale, a.scales4, a.scales, a.zeros, c >> a.g.log2_lanes,
-                        nblocks);
-      },
+      total, [](int, std::int64_t) {},
       [&](int s, std::int64_t c) {
         // a dense warp has all its lanes here (c < total, valid == 16): store_span needs them all
         if (c >= total) return;
+        const codes_prefetch<C> cur = next;
+        next.load(a, c + stride, total);
         const chunk_pos p = locate(a.g, c, total);
         if (p.valid == 0) return;
         float v[chunk_elems];
-        decode_chunk<C>(read_codes<C::bits>(buf, s, 0, a.codes + c * (2 * C::bits)),
-                        read_params<C>(buf, s, 1, a.scale, a.scales4, a.scales, p.blk), v);
+        decode_chunk<C>(cur.w, cur.params(), v);
         const std::int64_t c0 = c - (threadIdx.x & 31);
         if (!dense_warp(c0, a.dense_chunks)) return store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
         put_raw16(buf, s, 0, pack_raw16<T>(v));

@@ -160,8 +160,7 @@ template <class T>
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::dequantize_kernel<tag_t::value, tag_t::symmetric, T>
-        <<<grid, threads, detail::stage_bytes(detail::elem_units<T> > 2 ? detail::elem_units<T> : 2),
-           stream>>>(y, a);
+        <<<grid, threads, detail::stage_bytes(detail::elem_units<T>), stream>>>(y, a);
     return detail::launched();
   });
 }
