@@ -116,12 +116,13 @@ template <class T> std::string type_name() {
 }
 
 //! Quantize + dequantize + dequantize_accumulate + accumulate_requantize of one shape and spec,
-//! each compared with the host reference bit for bit.
+//! each compared with the host reference bit for bit. The outputs of dequantize and
+//! dequantize_accumulate have leading dimension cols + out_pad (poisoned gaps when out_pad > 0).
 template <class T>
 void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
-                std::uint64_t seed) {
+                std::uint64_t seed, std::int64_t out_pad = 3) {
   SCOPED_TRACE(::testing::Message() << spec << " " << type_name<T>() << " rows=" << rows
-                                    << " cols=" << cols << " ld=" << ld);
+                                    << " cols=" << cols << " ld=" << ld << " out_pad=" << out_pad);
   const std::vector<float> xf = make_data(rows, ld, spec.block, unsigned(cols * 31 + rows));
   const std::vector<T> x = convert<T>(xf);
   device_buffer<T> d_x(x.size());
@@ -153,7 +154,7 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
 
   // dequantize into a poisoned, strided output: the gaps between rows must stay poisoned.
   const agoq::const_quantized_view cv(dev.view(spec, rows, cols));
-  const std::int64_t out_ld = cols + 3;
+  const std::int64_t out_ld = cols + out_pad;
   device_buffer<T> d_y(size_t(rows * out_ld) + 16);
   d_y.fill_bytes(0x7f);
   AGOQ_TRY(agoq::dequantize(cv, d_y.ptr, out_ld, cudaStream_t{}));
@@ -231,6 +232,8 @@ template <class T> void run_all_shapes(const param& p) {
       // 2-D: row-strided input, cols not a multiple of the block, ld not a multiple of 8.
       check_case<T>(spec, 37, 3 * b + 5, 3 * b + 5 + 11, 7);
       check_case<T>(spec, 5, 2 * b, 2 * b + 8, 9); // aligned rows: vector path
+      // contiguous rows of whole blocks (ld == cols, in and out): run as one row of 6 * 2b
+      check_case<T>(spec, 6, 2 * b, 2 * b, 13, 0);
       if (::testing::Test::HasFatalFailure()) return;
     }
   }
@@ -250,6 +253,18 @@ TEST(quantize_gpu, large_tensor_int8_bf16_vector_path) {
   AGOQ_REQUIRE_DEVICE();
   // 2^24 + 5 elements: many grid-stride iterations and a tail.
   check_case<__nv_bfloat16>(quant_spec{format::int8, 128}, 1, (1 << 24) + 5, (1 << 24) + 5, 3);
+}
+
+// Several grid-stride trips per thread on the other staging shapes: fp32 input (four 16-byte
+// pieces per chunk), E8M0 byte scales, and a contiguous 2-D tensor that runs as one row.
+TEST(quantize_gpu, large_tensors_fp32_e8m0_and_contiguous_2d) {
+  AGOQ_REQUIRE_DEVICE();
+  using agoq::format;
+  check_case<float>(quant_spec{format::fp8_e4m3, 32, agoq::scale_kind::e8m0}, 1, (1 << 22) + 7,
+                    (1 << 22) + 7, 5);
+  check_case<__half>(quant_spec{format::int4, 64, agoq::scale_kind::fp32,
+                                agoq::rounding::nearest_even, false},
+                     512, 4096, 4096, 6, 0);
 }
 
 TEST(quantize_gpu, refuses_bad_arguments_before_launch) {

@@ -74,17 +74,31 @@ inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
   return nullptr;
 }
 
-//! Chunks laid out back to back from a 16-byte aligned start (chunk c at element 16 c, all full):
-//! the kernels move whole warp spans of them with coalesced copies. 0 when the layout is not so.
-inline std::int64_t dense_chunks(const void* p, const const_quantized_view& v, std::int64_t ld) {
-  const bool dense = v.rows == 1 || (ld == v.cols && v.cols % v.spec.block == 0);
-  return dense && aligned16(p) ? v.rows * v.cols / chunk_elems : 0;
-}
+//! How the kernels see a rows x cols tensor with leading dimension `ld`. A contiguous 2-D tensor
+//! whose rows hold whole blocks (ld == cols, cols % block == 0) has the same blocks in the same
+//! order, the same codes and scales and the same element indices r * cols + c (stochastic
+//! rounding) as one row of rows * cols elements, so it runs as that row: the 1-D fast path.
+struct launch_layout {
+  block_grid g;
+  std::int64_t ld;
+};
 
-inline block_grid make_grid(const const_quantized_view& v) {
+inline launch_layout layout_of(const const_quantized_view& v, std::int64_t ld) {
+  std::int64_t rows = v.rows, cols = v.cols;
+  if (rows > 1 && ld == cols && cols % v.spec.block == 0) {
+    cols *= rows;
+    rows = 1;
+    ld = cols;
+  }
   int log2_lanes = 0;
   while ((chunk_elems << log2_lanes) < v.spec.block) ++log2_lanes;
-  return block_grid{v.rows, v.cols, blocks_per_row(v.spec, v.cols), v.spec.block, log2_lanes};
+  return {block_grid{rows, cols, blocks_per_row(v.spec, cols), v.spec.block, log2_lanes}, ld};
+}
+
+//! One row from a 16-byte aligned start: its full chunks lie back to back (chunk c at element
+//! 16 c), so the kernels move whole warp spans of them with coalesced copies. 0 otherwise.
+inline std::int64_t dense_chunks(const void* p, const block_grid& g) {
+  return g.rows == 1 && aligned16(p) ? g.cols / chunk_elems : 0;
 }
 
 //! Grid size for `chunks` 16-element chunks on the current device.
@@ -121,8 +135,10 @@ template <class T>
   if (const char* m = detail::check_view(v, ld)) return detail::refuse("agoq::quantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
-  detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
-                       detail::aligned4(v.scales), detail::dense_chunks(x, v, ld), static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
+  const detail::launch_layout l = detail::layout_of(v, ld);
+  detail::quant_args a{l.g,        l.ld, detail::rows_vectorizable(x, l.g.rows, l.ld),
+                       detail::aligned4(v.scales), detail::dense_chunks(x, l.g),
+                       static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
                        out.spec.scale, out.spec.rounding, seed};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
@@ -152,8 +168,10 @@ template <class T>
   if (const char* m = detail::check_view(in, ld)) return detail::refuse("agoq::dequantize", m);
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
-  detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(y, in.rows, ld),
-                         detail::aligned4(in.scales), detail::dense_chunks(y, in, ld), static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
+  const detail::launch_layout l = detail::layout_of(in, ld);
+  detail::dequant_args a{l.g,        l.ld, detail::rows_vectorizable(y, l.g.rows, l.ld),
+                         detail::aligned4(in.scales), detail::dense_chunks(y, l.g),
+                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
                          in.spec.scale, 1.0f};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
@@ -185,8 +203,10 @@ template <class Acc = float>
     return detail::refuse("agoq::dequantize_accumulate", m);
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
-  detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(acc, in.rows, ld),
-                         detail::aligned4(in.scales), detail::dense_chunks(acc, in, ld), static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
+  const detail::launch_layout l = detail::layout_of(in, ld);
+  detail::dequant_args a{l.g,        l.ld, detail::rows_vectorizable(acc, l.g.rows, l.ld),
+                         detail::aligned4(in.scales), detail::dense_chunks(acc, l.g),
+                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
                          in.spec.scale, alpha};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
@@ -221,8 +241,10 @@ template <class T>
     return detail::refuse("agoq::accumulate_requantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
-  detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
-                       detail::aligned4(v.scales), detail::dense_chunks(x, v, ld), static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
+  const detail::launch_layout l = detail::layout_of(v, ld);
+  detail::quant_args a{l.g,        l.ld, detail::rows_vectorizable(x, l.g.rows, l.ld),
+                       detail::aligned4(v.scales), detail::dense_chunks(x, l.g),
+                       static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
                        buf.spec.scale, buf.spec.rounding, seed};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
