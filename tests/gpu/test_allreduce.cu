@@ -239,6 +239,9 @@ grid_t gpu_allreduce(const grid_t& in, std::int64_t count, const allreduce_confi
         const std::size_t wsb = agoq::allreduce_workspace_size<T>(count, cfg, comm);
         device_buffer<unsigned char> ws(wsb + 256);
         ws.fill_bytes(0xCD);
+        // upload/fill_bytes ran on the legacy stream, which the non-blocking `stream` does not
+        // wait for (a pageable upload may even return before its data lands): finish them first
+        AGOQ_CUDA_TRY(cudaDeviceSynchronize());
         T* dst = m == mode::in_place ? x.ptr : y.ptr;
         cudaGraphExec_t exec = nullptr;
         if (m == mode::graph) {
@@ -515,6 +518,7 @@ TEST(AllreduceMultiProcessChild, Run) {
     device_buffer<__nv_bfloat16> x{static_cast<std::size_t>(mp_count)},
         y{static_cast<std::size_t>(mp_count)};
     x.upload(hx);
+    AGOQ_CUDA_TRY(cudaDeviceSynchronize()); // the legacy-stream upload, before `stream` reads x
     for (algorithm a : every_algo) {
       const allreduce_config c = with(a);
       const std::size_t wsb =

@@ -318,6 +318,9 @@ TEST(quantize_gpu, graph_capture_replays_the_same_bits) {
   qbuffers q(spec, 1, n);
   cudaStream_t stream;
   AGOQ_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  // The uploads and memsets above ran on the legacy stream, which a non-blocking stream does not
+  // wait for (and a pageable upload may return before its data lands): finish them first.
+  AGOQ_CUDA_TRY(cudaDeviceSynchronize());
   cudaGraph_t graph;
   AGOQ_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
   AGOQ_TRY(agoq::quantize(d_x.ptr, q.view(spec, 1, n), 11, stream));
