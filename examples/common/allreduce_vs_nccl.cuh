@@ -26,21 +26,23 @@ namespace agoq_examples {
 // Rank r's input element i: a normal-ish value from a hash, so every process can recompute
 // every rank's input (and the fp64 reference) without moving data.
 inline float input_value(int rank, std::int64_t i) {
-  std::uint64_t z = std::uint64_t(i) * 0x9E3779B97F4A7C15ull + std::uint64_t(rank + 1) * 0xBF58476D1CE4E5B9ull;
+  std::uint64_t z =
+      std::uint64_t(i) * 0x9E3779B97F4A7C15ull + std::uint64_t(rank + 1) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
   // sum of four uniforms in [-0.5, 0.5): mean 0, variance 1/3, close to normal
   float s = 0;
-  for (int k = 0; k < 4; ++k) s += float((z >> (16 * k)) & 0xFFFF) / 65536.0f - 0.5f;
+  for (int k = 0; k < 4; ++k)
+    s += float((z >> (16 * k)) & 0xFFFF) / 65536.0f - 0.5f;
   return s * 1.7320508f;
 }
 
 // What one rank measured.
 struct rank_result {
-  double agoq_ms = 0, nccl_ms = 0;       // mean time per call
-  double agoq_err = 0, nccl_err = 0;     // relative L2 error against the fp64 sum
-  std::vector<__nv_bfloat16> agoq_out;   // to check that every rank got the same bits
+  double agoq_ms = 0, nccl_ms = 0;     // mean time per call
+  double agoq_err = 0, nccl_err = 0;   // relative L2 error against the fp64 sum
+  std::vector<__nv_bfloat16> agoq_out; // to check that every rank got the same bits
 };
 
 inline double rel_l2(const std::vector<__nv_bfloat16>& y, const std::vector<double>& ref) {
@@ -73,7 +75,8 @@ inline rank_result run_rank(ncclComm_t comm, int rank, int device, std::int64_t 
   const std::size_t bytes = std::size_t(n) * sizeof(__nv_bfloat16);
 
   std::vector<__nv_bfloat16> host(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) host[std::size_t(i)] = __float2bfloat16(input_value(rank, i));
+  for (std::int64_t i = 0; i < n; ++i)
+    host[std::size_t(i)] = __float2bfloat16(input_value(rank, i));
   __nv_bfloat16 *x = nullptr, *y = nullptr;
   AGOQ_CUDA_TRY(cudaMalloc(&x, bytes));
   AGOQ_CUDA_TRY(cudaMalloc(&y, bytes));
@@ -94,10 +97,12 @@ inline rank_result run_rank(ncclComm_t comm, int rank, int device, std::int64_t 
   AGOQ_CUDA_TRY(cudaEventCreate(&start));
   AGOQ_CUDA_TRY(cudaEventCreate(&stop));
   auto time_ms = [&](auto&& call) {
-    for (int i = 0; i < 3; ++i) call(); // warm-up (also lines the ranks up)
+    for (int i = 0; i < 3; ++i)
+      call(); // warm-up (also lines the ranks up)
     AGOQ_CUDA_TRY(cudaStreamSynchronize(stream));
     AGOQ_CUDA_TRY(cudaEventRecord(start, stream));
-    for (int i = 0; i < iters; ++i) call();
+    for (int i = 0; i < iters; ++i)
+      call();
     AGOQ_CUDA_TRY(cudaEventRecord(stop, stream));
     AGOQ_CUDA_TRY(cudaEventSynchronize(stop));
     float ms = 0;
@@ -147,10 +152,12 @@ inline all_gpus_result run_all_gpus(int devices, std::int64_t count, int iters) 
         errors[std::size_t(r)] = e.what(); // (a real trainer would ncclCommAbort every rank here)
       }
     });
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   all_gpus_result out;
   for (int r = 0; r < devices && out.error.empty(); ++r)
-    if (!errors[std::size_t(r)].empty()) out.error = "rank " + std::to_string(r) + ": " + errors[std::size_t(r)];
+    if (!errors[std::size_t(r)].empty())
+      out.error = "rank " + std::to_string(r) + ": " + errors[std::size_t(r)];
   if (out.error.empty()) {
     out.identical = true;
     for (const auto& r : results)
@@ -158,7 +165,8 @@ inline all_gpus_result run_all_gpus(int devices, std::int64_t count, int iters) 
                                                    std::size_t(count) * 2) == 0;
     out.rank0 = std::move(results[0]);
   }
-  for (ncclComm_t c : comms) ncclCommDestroy(c);
+  for (ncclComm_t c : comms)
+    ncclCommDestroy(c);
   return out;
 }
 

@@ -6,6 +6,7 @@
 // host transport (agoq::ref); relative L2 error against an fp64 reference; average; in place;
 // stochastic rounding; several chunks; other wire formats; CUDA graph capture; argument errors.
 #include "common/accuracy.hpp"
+#include "common/thread_barrier.hpp"
 #include "gpu/gpu_test.cuh"
 
 #include <agoq/agoq.cuh>
@@ -30,14 +31,12 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <random>
 #include <sstream>
@@ -128,29 +127,7 @@ grid_t host_allreduce(const grid_t& in, std::int64_t count, const allreduce_conf
   return out;
 }
 
-//! A reusable barrier for the rank threads (C++17 has no std::barrier).
-class thread_barrier {
-public:
-  explicit thread_barrier(int n) : m_n(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    const std::uint64_t gen = m_gen;
-    if (++m_arrived == m_n) {
-      m_arrived = 0;
-      ++m_gen;
-      m_cv.notify_all();
-      return;
-    }
-    m_cv.wait(lock, [&] { return m_gen != gen; });
-  }
-
-private:
-  int m_n;
-  int m_arrived = 0;
-  std::uint64_t m_gen = 0;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-};
+using agoq_test::thread_barrier;
 
 //! Every visible GPU as one NCCL world in this process (ncclCommInitAll), shared by the tests.
 struct gpu_world {

@@ -18,6 +18,7 @@
 #include "agoq/format/codec.hpp"
 #include "agoq/format/philox.hpp"
 #include "agoq/quant/pipeline.cuh"
+#include "agoq/quant/tuning.cuh"
 #include "agoq/quant/view.hpp"
 
 #include <cuda_bf16.h>
@@ -78,13 +79,13 @@ AGOQ_DEVICE chunk_pos locate(const block_grid& g, std::int64_t c, std::int64_t t
 
 //! 16 elements of T as raw bits (32 bytes for 2-byte types, 64 for fp32): held in registers
 //! between the load phase and the work phase of a trip, half the registers of 16 floats.
-template <class T> struct raw16 {
-  std::uint32_t w[4 * sizeof(T)];
-};
+template <class T> struct raw16 { std::uint32_t w[4 * sizeof(T)]; };
 
 template <class T> AGOQ_DEVICE std::uint32_t element_bits(const T* p) {
-  if constexpr (sizeof(T) == 2) return *reinterpret_cast<const std::uint16_t*>(p);
-  else return *reinterpret_cast<const std::uint32_t*>(p);
+  if constexpr (sizeof(T) == 2)
+    return *reinterpret_cast<const std::uint16_t*>(p);
+  else
+    return *reinterpret_cast<const std::uint32_t*>(p);
 }
 
 //! Loads 16 elements as raw bits (zeros past `valid`), with 16-byte streaming loads when possible.
@@ -99,12 +100,15 @@ template <class T> AGOQ_DEVICE raw16<T> load_raw16(const T* p, int valid, bool v
     return r;
   }
 #pragma unroll
-  for (int j = 0; j < int(4 * sizeof(T)); ++j) r.w[j] = 0;
+  for (int j = 0; j < int(4 * sizeof(T)); ++j)
+    r.w[j] = 0;
 #pragma unroll
   for (int i = 0; i < chunk_elems; ++i) {
     if (i >= valid) continue;
-    if constexpr (sizeof(T) == 2) r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
-    else r.w[i] = element_bits(p + i);
+    if constexpr (sizeof(T) == 2)
+      r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
+    else
+      r.w[i] = element_bits(p + i);
   }
   return r;
 }
@@ -117,15 +121,19 @@ template <class T> AGOQ_DEVICE void to_floats(const raw16<T>& r, float (&v)[chun
       v[i] = __uint_as_float(r.w[i]);
     } else {
       const std::uint16_t b = std::uint16_t(r.w[i / 2] >> (16 * (i & 1)));
-      if constexpr (std::is_same_v<T, __nv_bfloat16>) v[i] = __uint_as_float(std::uint32_t(b) << 16);
-      else v[i] = __half2float(__ushort_as_half(b));
+      if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        v[i] = __uint_as_float(std::uint32_t(b) << 16);
+      else
+        v[i] = __half2float(__ushort_as_half(b));
     }
   }
 }
 
 template <class T> AGOQ_DEVICE std::uint16_t to_bits16(float v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  else return __half_as_ushort(__float2half_rn(v));
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  else
+    return __half_as_ushort(__float2half_rn(v));
 }
 
 //! 16 values rounded to T (nearest-even) as raw bits.
@@ -134,7 +142,8 @@ template <class T> AGOQ_DEVICE raw16<T> pack_raw16(const float (&v)[chunk_elems]
 #pragma unroll
   for (int j = 0; j < int(4 * sizeof(T)); ++j) {
     if constexpr (sizeof(T) == 2)
-      r.w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1])) << 16;
+      r.w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1]))
+                                                           << 16;
     else
       r.w[j] = __float_as_uint(v[j]);
   }
@@ -148,18 +157,22 @@ AGOQ_DEVICE void store16(T* p, int valid, bool vec, const float (&v)[chunk_elems
     const raw16<T> r = pack_raw16<T>(v);
 #pragma unroll
     for (int j = 0; j < int(sizeof(T)); ++j)
-      reinterpret_cast<uint4*>(p)[j] = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
+      reinterpret_cast<uint4*>(p)[j] =
+          make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
     return;
   }
 #pragma unroll
   for (int i = 0; i < chunk_elems; ++i) {
     if (i >= valid) continue;
-    if constexpr (std::is_same_v<T, float>) p[i] = v[i];
-    else reinterpret_cast<std::uint16_t*>(p)[i] = to_bits16<T>(v[i]);
+    if constexpr (std::is_same_v<T, float>)
+      p[i] = v[i];
+    else
+      reinterpret_cast<std::uint16_t*>(p)[i] = to_bits16<T>(v[i]);
   }
 }
 
-// ---- codes of a chunk: two packed groups of eight ------------------------------------------------
+// ---- codes of a chunk: two packed groups of eight
+// ------------------------------------------------
 
 //! The 2 * Bits bytes of a chunk's codes (aligned to 2 * Bits bytes for Bits = 2, 4, 8).
 struct chunk_codes {
@@ -177,16 +190,19 @@ template <int Bits> AGOQ_DEVICE void store_codes(std::uint8_t* p, const chunk_co
     *reinterpret_cast<std::uint32_t*>(p) = std::uint32_t(c.g0) | std::uint32_t(c.g1) << 16;
   } else {
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) p[i] = std::uint8_t(c.g0 >> (8 * i));
+    for (int i = 0; i < Bits; ++i)
+      p[i] = std::uint8_t(c.g0 >> (8 * i));
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) p[Bits + i] = std::uint8_t(c.g1 >> (8 * i));
+    for (int i = 0; i < Bits; ++i)
+      p[Bits + i] = std::uint8_t(c.g1 >> (8 * i));
   }
 }
 
 template <int Bits> AGOQ_DEVICE chunk_codes load_codes(const std::uint8_t* p) {
   if constexpr (Bits == 8) {
     const uint4 r = *reinterpret_cast<const uint4*>(p);
-    return {std::uint64_t(r.x) | std::uint64_t(r.y) << 32, std::uint64_t(r.z) | std::uint64_t(r.w) << 32};
+    return {std::uint64_t(r.x) | std::uint64_t(r.y) << 32, std::uint64_t(r.z) | std::uint64_t(r.w)
+                                                                                    << 32};
   } else if constexpr (Bits == 4) {
     const uint2 r = *reinterpret_cast<const uint2*>(p);
     return {r.x, r.y};
@@ -196,9 +212,11 @@ template <int Bits> AGOQ_DEVICE chunk_codes load_codes(const std::uint8_t* p) {
   } else {
     chunk_codes c{0, 0};
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) c.g0 |= std::uint64_t(p[i]) << (8 * i);
+    for (int i = 0; i < Bits; ++i)
+      c.g0 |= std::uint64_t(p[i]) << (8 * i);
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) c.g1 |= std::uint64_t(p[Bits + i]) << (8 * i);
+    for (int i = 0; i < Bits; ++i)
+      c.g1 |= std::uint64_t(p[Bits + i]) << (8 * i);
     return c;
   }
 }
@@ -212,12 +230,14 @@ template <int Bits> AGOQ_DEVICE std::uint64_t pack_group(const std::uint32_t* c)
   } else if constexpr (Bits <= 4) {
     std::uint32_t w = 0;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) w |= c[i] << (i * Bits);
+    for (int i = 0; i < 8; ++i)
+      w |= c[i] << (i * Bits);
     return w;
   } else {
     std::uint64_t w = 0;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) w |= std::uint64_t(c[i]) << (i * Bits);
+    for (int i = 0; i < 8; ++i)
+      w |= std::uint64_t(c[i]) << (i * Bits);
     return w;
   }
 }
@@ -248,8 +268,10 @@ template <class T> AGOQ_DEVICE std::uint32_t lane_absmax_bits(const raw16<T>& r)
     for (int j = 0; j < 8; j += 2)
       m = __vimax3_u16x2(m, r.w[j] & 0x7fff7fffu, r.w[j + 1] & 0x7fff7fffu);
     const std::uint32_t h = max(m & 0xffffu, m >> 16);
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) return h << 16;
-    else return float_to_bits(__half2float(__ushort_as_half(std::uint16_t(h)))); // |x|: sign 0
+    if constexpr (std::is_same_v<T, __nv_bfloat16>)
+      return h << 16;
+    else
+      return float_to_bits(__half2float(__ushort_as_half(std::uint16_t(h)))); // |x|: sign 0
   } else {
 #pragma unroll
     for (int j = 0; j < chunk_elems; j += 2)
@@ -301,7 +323,8 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
   r[16] = last.w[0], r[17] = last.w[1], r[18] = last.w[2], r[19] = last.w[3];
 #define AGOQ_UNIFORM16_CASE(o)                                                                     \
   case o:                                                                                          \
-    for (int i = 0; i < chunk_elems; ++i) u[i] = uniform_from_word(r[i + o]);                      \
+    for (int i = 0; i < chunk_elems; ++i)                                                          \
+      u[i] = uniform_from_word(r[i + o]);                                                          \
     break;
   switch (off) {
 #pragma unroll
@@ -316,11 +339,12 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
 #undef AGOQ_UNIFORM16_CASE
 }
 
-// ---- integer rounding without conversion instructions ---------------------------------------------
-// For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is rint(t) (round half to even) held in the low
-// mantissa bits: bits = 0x4B400000 + rint(t). Its low N bits are then rint(t)'s N-bit two's
-// complement code (0x4B400000 has zero low bits), and the float minus the constant is rint(t).
-// This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate conversions) by fp32 adds.
+// ---- integer rounding without conversion instructions
+// --------------------------------------------- For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is
+// rint(t) (round half to even) held in the low mantissa bits: bits = 0x4B400000 + rint(t). Its low
+// N bits are then rint(t)'s N-bit two's complement code (0x4B400000 has zero low bits), and the
+// float minus the constant is rint(t). This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate
+// conversions) by fp32 adds.
 inline constexpr float round_magic = 12582912.0f;
 template <class C> inline constexpr bool int_codec_v = is_integer(C::format_v);
 inline constexpr std::uint32_t round_magic_bits = 0x4B400000u;
@@ -347,7 +371,8 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_low(const std::uint32_t (&b)[ch
   } else {
     std::uint32_t c[chunk_elems];
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) c[i] = b[i] & ((1u << Bits) - 1u);
+    for (int i = 0; i < chunk_elems; ++i)
+      c[i] = b[i] & ((1u << Bits) - 1u);
     return {pack_group<Bits>(c), pack_group<Bits>(c + 8)};
   }
 }
@@ -386,7 +411,8 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
             C::format_v == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2);
       std::uint32_t w[4];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) w[j] = __byte_perm(pair[2 * j], pair[2 * j + 1], 0x5410);
+      for (int j = 0; j < 4; ++j)
+        w[j] = __byte_perm(pair[2 * j], pair[2 * j + 1], 0x5410);
       return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
               std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
     }
@@ -397,14 +423,17 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
     float u[chunk_elems];
     philox_uniform16(seed, idx0, u);
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
+    for (int i = 0; i < chunk_elems; ++i)
+      c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
   } else {
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) c[i] = i < valid ? C::encode(v[i], bp) : 0u;
+    for (int i = 0; i < chunk_elems; ++i)
+      c[i] = i < valid ? C::encode(v[i], bp) : 0u;
   }
   constexpr std::uint32_t mask = (1u << C::bits) - 1u;
 #pragma unroll
-  for (int i = 0; i < chunk_elems; ++i) c[i] &= mask; // signed int codes are N-bit two's complement
+  for (int i = 0; i < chunk_elems; ++i)
+    c[i] &= mask; // signed int codes are N-bit two's complement
   return {pack_group<C::bits>(c), pack_group<C::bits>(c + 8)};
 }
 
@@ -447,8 +476,10 @@ AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
 
 //! The block's parameters from its statistics (symmetric: amax in hi; asymmetric: lo, hi).
 template <class C> AGOQ_DEVICE block_params params_from_stats(chunk_stats st, scale_kind kind) {
-  if constexpr (C::symmetric) return C::params(st.hi, kind);
-  else return C::params(st.lo, st.hi);
+  if constexpr (C::symmetric)
+    return C::params(st.hi, kind);
+  else
+    return C::params(st.lo, st.hi);
 }
 
 template <class C>
@@ -467,9 +498,9 @@ AGOQ_DEVICE void store_params(const block_params& bp, scale_kind kind, void* sca
 //! Parameters of a quantize-type kernel (quantize and accumulate_requantize).
 struct quant_args {
   block_grid g;
-  std::int64_t ld; //!< input leading dimension (elements)
-  bool vec;        //!< input rows are 16-byte aligned: vector (staged) loads allowed
-  bool scales4;    //!< scales are 4-byte aligned (always for fp32/pow2; E8M0 may not be)
+  std::int64_t ld;           //!< input leading dimension (elements)
+  bool vec;                  //!< input rows are 16-byte aligned: vector (staged) loads allowed
+  bool scales4;              //!< scales are 4-byte aligned (always for fp32/pow2; E8M0 may not be)
   std::int64_t dense_chunks; //!< chunks [0, dense_chunks) are full, 16-byte aligned and chunk c
                              //!< starts at element 16 c (0 when the tensor is not laid out so)
   std::uint8_t* codes;
@@ -494,11 +525,14 @@ struct dequant_args {
   float alpha; //!< dequantize_accumulate only
 };
 
-// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back ------------
+// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back
+// ------------
 
 //! A chunk's 16 elements are staged when they are all inside the row and 16-byte aligned; other
 //! chunks (tails, unaligned rows) are read directly in the work phase.
-AGOQ_DEVICE bool staged_elements(bool vec, const chunk_pos& p) { return vec && p.valid == chunk_elems; }
+AGOQ_DEVICE bool staged_elements(bool vec, const chunk_pos& p) {
+  return vec && p.valid == chunk_elems;
+}
 
 //! Stage units taken by 16 elements of T.
 template <class T> inline constexpr int elem_units = int(sizeof(T));
@@ -506,7 +540,8 @@ template <class T> inline constexpr int elem_units = int(sizeof(T));
 template <class T, int Units>
 AGOQ_DEVICE void fetch_elements(const stage_buffer<Units>& b, int s, int u, const T* src) {
 #pragma unroll
-  for (int j = 0; j < elem_units<T>; ++j) cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
+  for (int j = 0; j < elem_units<T>; ++j)
+    cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
 }
 
 template <class T, int Units>
@@ -530,7 +565,9 @@ AGOQ_DEVICE void put_raw16(const stage_buffer<Units>& b, int s, int u, const raw
 
 //! True when the 32 chunks of the warp whose lane 0 has chunk c0 are all dense (warp-uniform):
 //! the warp then moves them as one contiguous span (span_prefetch/store_span).
-AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) { return c0 + 32 <= dense_chunks; }
+AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) {
+  return c0 + 32 <= dense_chunks;
+}
 
 //! Loads the first trip's span of a dense warp (see span_prefetch).
 template <int U, class T>
@@ -583,8 +620,10 @@ AGOQ_DEVICE void fetch_codes(const stage_buffer<Units>& b, int s, int u, const s
 template <int Bits, int Units>
 AGOQ_DEVICE chunk_codes read_codes(const stage_buffer<Units>& b, int s, int u,
                                    const std::uint8_t* src) {
-  if constexpr (staged_codes<Bits>) return load_codes<Bits>(reinterpret_cast<const std::uint8_t*>(b.unit(s, u)));
-  else return load_codes<Bits>(src);
+  if constexpr (staged_codes<Bits>)
+    return load_codes<Bits>(reinterpret_cast<const std::uint8_t*>(b.unit(s, u)));
+  else
+    return load_codes<Bits>(src);
 }
 
 //! Stages a block's scale (word 0 of the unit) and zero point (word 1). An E8M0 scale is one
@@ -610,17 +649,33 @@ AGOQ_DEVICE block_params read_params(const stage_buffer<Units>& b, int s, int u,
                                      bool scales4, const void* scales, std::int64_t blk) {
   const uint4 q = *b.unit(s, u);
   float scale;
-  if (kind != scale_kind::e8m0) scale = __uint_as_float(q.x);
-  else if (scales4) scale = decode_e8m0(std::uint8_t(q.x >> (8 * int(blk & 3))));
-  else scale = load_scale(scales, blk, kind);
+  if (kind != scale_kind::e8m0)
+    scale = __uint_as_float(q.x);
+  else if (scales4)
+    scale = decode_e8m0(std::uint8_t(q.x >> (8 * int(blk & 3))));
+  else
+    scale = load_scale(scales, blk, kind);
   return params_from_stored(scale, C::symmetric ? 0.0f : __uint_as_float(q.y));
 }
 
-// ---- the kernels ---------------------------------------------------------------------------------
+//! The end of a quantize-type trip (quantize, accumulate_requantize): the block's parameters
+//! from its statistics, the chunk's codes, and, from the block's first lane, its scale (and zero
+//! point). Chunk c must be < total; values past p.valid must be +0 (encode_chunk).
+template <class C>
+AGOQ_DEVICE void encode_and_store(const quant_args& a, const chunk_pos& p, std::int64_t c,
+                                  const float (&v)[chunk_elems], chunk_stats st) {
+  const block_params bp = params_from_stats<C>(st, a.scale);
+  store_codes<C::bits>(a.codes + c * (2 * C::bits),
+                       encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed, p.row * a.g.cols + p.col0));
+  if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+}
+
+// ---- the kernels
+// ---------------------------------------------------------------------------------
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm) quantize_kernel(const T* __restrict__ x,
-                                                                           quant_args a) {
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize_ctas_per_sm)
+    quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   extern __shared__ uint4 smem[];
   const stage_buffer<elem_units<T>> buf{smem};
@@ -643,20 +698,17 @@ __global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm) qu
         float v[chunk_elems];
         to_floats(raw, v);
         chunk_stats st;
-        if constexpr (Symmetric) st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
-        else st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
-        if (c >= total) return;
-        const block_params bp = params_from_stats<C>(st, a.scale);
-        store_codes<C::bits>(a.codes + c * (2 * C::bits),
-                             encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed,
-                                             p.row * a.g.cols + p.col0));
-        if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+        if constexpr (Symmetric)
+          st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
+        else
+          st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
+        if (c < total) encode_and_store<C>(a, p, c, v, st);
       });
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(quant_threads, 4) dequantize_kernel(T* __restrict__ y,
-                                                                             dequant_args a) {
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequantize_ctas_per_sm)
+    dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
   extern __shared__ uint4 smem[];
   const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output span, transposed
@@ -676,14 +728,15 @@ __global__ static void __launch_bounds__(quant_threads, 4) dequantize_kernel(T* 
         float v[chunk_elems];
         decode_chunk<C>(cur.w, cur.params(), v);
         const std::int64_t c0 = c - (threadIdx.x & 31);
-        if (!dense_warp(c0, a.dense_chunks)) return store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
+        if (!dense_warp(c0, a.dense_chunks))
+          return store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
         put_raw16(buf, s, 0, pack_raw16<T>(v));
         store_span<elem_units<T>>(buf, s, y + c0 * chunk_elems);
       });
 }
 
 template <format F, bool Symmetric>
-__global__ static void __launch_bounds__(quant_threads, 4)
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequantize_ctas_per_sm)
     dequantize_accumulate_kernel(float* __restrict__ acc, dequant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int A = elem_units<float>; // units 0..3: the accumulator; then codes, scale
@@ -717,7 +770,8 @@ __global__ static void __launch_bounds__(quant_threads, 4)
                                             : load_raw16(out, p.valid, false),
                   v);
 #pragma unroll
-        for (int i = 0; i < chunk_elems; ++i) v[i] = fma_f(d[i], a.alpha, v[i]);
+        for (int i = 0; i < chunk_elems; ++i)
+          v[i] = fma_f(d[i], a.alpha, v[i]);
         const std::int64_t c0 = c - (threadIdx.x & 31);
         if (!dense_warp(c0, a.dense_chunks)) return store16(out, p.valid, a.vec, v);
         put_raw16(buf, s, 0, pack_raw16<float>(v));
@@ -726,7 +780,7 @@ __global__ static void __launch_bounds__(quant_threads, 4)
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm)
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize_ctas_per_sm)
     accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int X = elem_units<T>; // units 0..X-1: x; then the old codes, the old scale
@@ -759,18 +813,14 @@ __global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm)
           decode_chunk<C>(read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
                           read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), d);
 #pragma unroll
-          for (int i = 0; i < chunk_elems; ++i) v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
+          for (int i = 0; i < chunk_elems; ++i)
+            v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
         }
         // Every lane of the block has its old scale (copied trips ago, and read above) before
         // lane 0 overwrites it below: the shuffles in reduce_stats keep the block's lanes together.
         // Odd-width codes are read directly above, also before any lane stores.
         const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
-        if (c >= total) return;
-        const block_params bp = params_from_stats<C>(st, a.scale);
-        store_codes<C::bits>(a.codes + c * (2 * C::bits),
-                             encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed,
-                                             p.row * a.g.cols + p.col0));
-        if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+        if (c < total) encode_and_store<C>(a, p, c, v, st);
       });
 }
 

@@ -19,12 +19,9 @@
 namespace agoq {
 namespace detail {
 
-//! Threads per CTA of every quantizer kernel (their __launch_bounds__ and quant_tuning agree).
+//! Threads per CTA of every quantizer kernel (the stage layout below, their __launch_bounds__
+//! and quant_tuning agree).
 inline constexpr int quant_threads = 256;
-//! Resident CTAs per SM of the quantize-type kernels (quantize, accumulate_requantize): 85
-//! registers per thread hold a trip's 16 values, the next trip's prefetched input and the block
-//! work without spilling; the dequantize-type kernels fit 4 CTAs (64 registers).
-inline constexpr int quantize_ctas_per_sm = 3;
 
 //! Stages for a kernel staging `units` 16-byte units per thread and trip: as many as fit in
 //! 48 KiB per CTA (the limit without an opt-in attribute), between 2 and 4.
@@ -41,7 +38,8 @@ constexpr std::size_t stage_bytes(int units) {
   return std::size_t(stages_for(units)) * std::size_t(units) * 16u * quant_threads;
 }
 
-// ---- cp.async ------------------------------------------------------------------------------------
+// ---- cp.async
+// ------------------------------------------------------------------------------------
 
 //! Starts copying Bytes (4, 8 or 16; src and dst aligned to it) from global to shared memory.
 template <int Bytes> AGOQ_DEVICE void cp_async(void* dst, const void* src) {
@@ -54,9 +52,12 @@ template <int Bytes> AGOQ_DEVICE void cp_async(void* dst, const void* src) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(src), "n"(Bytes)
                  : "memory");
 #else // older GPUs: a plain (blocking) copy keeps the kernels correct
-  if constexpr (Bytes == 16) *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
-  else if constexpr (Bytes == 8) *static_cast<uint2*>(dst) = *static_cast<const uint2*>(src);
-  else *static_cast<unsigned*>(dst) = *static_cast<const unsigned*>(src);
+  if constexpr (Bytes == 16)
+    *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
+  else if constexpr (Bytes == 8)
+    *static_cast<uint2*>(dst) = *static_cast<const uint2*>(src);
+  else
+    *static_cast<unsigned*>(dst) = *static_cast<const unsigned*>(src);
 #endif
 }
 
@@ -68,7 +69,8 @@ AGOQ_DEVICE void cp_async4_prefix(void* dst, const void* src, int n) {
                : "memory");
 #else
   unsigned w = 0;
-  for (int i = 0; i < n; ++i) w |= unsigned(static_cast<const std::uint8_t*>(src)[i]) << (8 * i);
+  for (int i = 0; i < n; ++i)
+    w |= unsigned(static_cast<const std::uint8_t*>(src)[i]) << (8 * i);
   *static_cast<unsigned*>(dst) = w;
 #endif
 }
@@ -86,7 +88,8 @@ template <int N> AGOQ_DEVICE void cp_async_wait() {
 #endif
 }
 
-// ---- the stage buffer and the pipelined loop -----------------------------------------------------
+// ---- the stage buffer and the pipelined loop
+// -----------------------------------------------------
 
 //! One thread's slots in the dynamic shared memory of a pipelined kernel: stages_for(Units)
 //! stages of Units 16-byte units, stored [stage][unit][thread] so that a warp's accesses to one
@@ -115,7 +118,8 @@ template <int U> struct span_prefetch {
   AGOQ_DEVICE void load(const void* span) {
     const int lane = int(threadIdx.x & 31);
 #pragma unroll
-    for (int j = 0; j < U; ++j) r[j] = __ldcs(static_cast<const uint4*>(span) + lane + 32 * j);
+    for (int j = 0; j < U; ++j)
+      r[j] = __ldcs(static_cast<const uint4*>(span) + lane + 32 * j);
   }
   //! Puts the pieces into units [0, U) of the owners' slots of `stage`; the lanes may read them
   //! after a __syncwarp.

@@ -18,8 +18,8 @@
 //! Example:
 //! @code
 //!   const agoq::quant_spec spec{agoq::format::int8, 128};          // INT8, block 128, fp32 scales
-//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec}; // sized by codes_bytes(spec, n)
-//!   AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream));          // d_x: n bf16 values
+//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec}; // sized by codes_bytes(spec,
+//!   n) AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream));          // d_x: n bf16 values
 //!   AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), d_y, stream));
 //! @endcode
 #pragma once
@@ -42,8 +42,8 @@ namespace agoq {
 namespace detail {
 
 template <class T>
-inline constexpr bool is_element_type_v = std::is_same_v<T, float> || std::is_same_v<T, __half> ||
-                                          std::is_same_v<T, __nv_bfloat16>;
+inline constexpr bool is_element_type_v =
+    std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 inline bool aligned4(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 3u) == 0; }
@@ -91,7 +91,8 @@ inline launch_layout layout_of(const const_quantized_view& v, std::int64_t ld) {
     ld = cols;
   }
   int log2_lanes = 0;
-  while ((chunk_elems << log2_lanes) < v.spec.block) ++log2_lanes;
+  while ((chunk_elems << log2_lanes) < v.spec.block)
+    ++log2_lanes;
   return {block_grid{rows, cols, blocks_per_row(v.spec, cols), v.spec.block, log2_lanes}, ld};
 }
 
@@ -101,8 +102,10 @@ inline std::int64_t dense_chunks(const void* p, const block_grid& g) {
   return g.rows == 1 && aligned16(p) ? g.cols / chunk_elems : 0;
 }
 
-//! Grid size for `chunks` 16-element chunks on the current device.
-inline status launch_shape(std::int64_t chunks, int& grid, int& threads, bool quantize_type = false) {
+//! Grid size for `chunks` 16-element chunks on the current device: one resident wave of the
+//! quantize-type kernels (`quantize_type`) or of the dequantize-type ones.
+inline status launch_shape(std::int64_t chunks, int& grid, int& threads,
+                           bool quantize_type = false) {
   int dev = 0, sms = 0, major = 0, minor = 0;
   AGOQ_CUDA_RETURN(cudaGetDevice(&dev));
   AGOQ_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -112,7 +115,8 @@ inline status launch_shape(std::int64_t chunks, int& grid, int& threads, bool qu
   threads = t.threads;
   const std::int64_t needed = (chunks + threads - 1) / threads;
   // one resident wave: as many CTAs per SM as the kernel's __launch_bounds__ let in
-  const std::int64_t cap = std::int64_t(sms) * (quantize_type ? quantize_ctas_per_sm : t.ctas_per_sm);
+  const std::int64_t cap =
+      std::int64_t(sms) * (quantize_type ? t.quantize_ctas_per_sm : t.dequantize_ctas_per_sm);
   grid = int(needed < cap ? needed : cap);
   return status::success;
 }
@@ -136,12 +140,20 @@ template <class T>
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
   const detail::launch_layout l = detail::layout_of(v, ld);
-  detail::quant_args a{l.g,        l.ld, detail::rows_vectorizable(x, l.g.rows, l.ld),
-                       detail::aligned4(v.scales), detail::dense_chunks(x, l.g),
-                       static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
-                       out.spec.scale, out.spec.rounding, seed};
+  detail::quant_args a{l.g,
+                       l.ld,
+                       detail::rows_vectorizable(x, l.g.rows, l.ld),
+                       detail::aligned4(v.scales),
+                       detail::dense_chunks(x, l.g),
+                       static_cast<std::uint8_t*>(out.codes),
+                       out.scales,
+                       out.zeros,
+                       out.spec.scale,
+                       out.spec.rounding,
+                       seed};
   int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
+    return s;
   return detail::dispatch_format(out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::quantize_kernel<tag_t::value, tag_t::symmetric, T>
@@ -169,10 +181,16 @@ template <class T>
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
   const detail::launch_layout l = detail::layout_of(in, ld);
-  detail::dequant_args a{l.g,        l.ld, detail::rows_vectorizable(y, l.g.rows, l.ld),
-                         detail::aligned4(in.scales), detail::dense_chunks(y, l.g),
-                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
-                         in.spec.scale, 1.0f};
+  detail::dequant_args a{l.g,
+                         l.ld,
+                         detail::rows_vectorizable(y, l.g.rows, l.ld),
+                         detail::aligned4(in.scales),
+                         detail::dense_chunks(y, l.g),
+                         static_cast<const std::uint8_t*>(in.codes),
+                         in.scales,
+                         in.zeros,
+                         in.spec.scale,
+                         1.0f};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
@@ -204,10 +222,16 @@ template <class Acc = float>
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
   const detail::launch_layout l = detail::layout_of(in, ld);
-  detail::dequant_args a{l.g,        l.ld, detail::rows_vectorizable(acc, l.g.rows, l.ld),
-                         detail::aligned4(in.scales), detail::dense_chunks(acc, l.g),
-                         static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
-                         in.spec.scale, alpha};
+  detail::dequant_args a{l.g,
+                         l.ld,
+                         detail::rows_vectorizable(acc, l.g.rows, l.ld),
+                         detail::aligned4(in.scales),
+                         detail::dense_chunks(acc, l.g),
+                         static_cast<const std::uint8_t*>(in.codes),
+                         in.scales,
+                         in.zeros,
+                         in.spec.scale,
+                         alpha};
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
@@ -242,12 +266,20 @@ template <class T>
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
   const detail::launch_layout l = detail::layout_of(v, ld);
-  detail::quant_args a{l.g,        l.ld, detail::rows_vectorizable(x, l.g.rows, l.ld),
-                       detail::aligned4(v.scales), detail::dense_chunks(x, l.g),
-                       static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
-                       buf.spec.scale, buf.spec.rounding, seed};
+  detail::quant_args a{l.g,
+                       l.ld,
+                       detail::rows_vectorizable(x, l.g.rows, l.ld),
+                       detail::aligned4(v.scales),
+                       detail::dense_chunks(x, l.g),
+                       static_cast<std::uint8_t*>(buf.codes),
+                       buf.scales,
+                       buf.zeros,
+                       buf.spec.scale,
+                       buf.spec.rounding,
+                       seed};
   int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
+    return s;
   return detail::dispatch_format(buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
