@@ -102,6 +102,41 @@ inline std::int64_t dense_chunks(const void* p, const block_grid& g) {
   return g.rows == 1 && aligned16(p) ? g.cols / chunk_elems : 0;
 }
 
+//! Kernel arguments of quantize / accumulate_requantize over `buf` with input x (leading
+//! dimension ld), laid out by layout_of.
+template <class T>
+quant_args make_quant_args(const T* x, std::int64_t ld, const quantized_view& buf,
+                           std::uint64_t seed) {
+  const launch_layout l = layout_of(buf, ld);
+  return quant_args{l.g,
+                    l.ld,
+                    rows_vectorizable(x, l.g.rows, l.ld),
+                    aligned4(buf.scales),
+                    dense_chunks(x, l.g),
+                    static_cast<std::uint8_t*>(buf.codes),
+                    buf.scales,
+                    buf.zeros,
+                    buf.spec.scale,
+                    buf.spec.rounding,
+                    seed};
+}
+
+//! Kernel arguments of dequantize / dequantize_accumulate of `in` into y (leading dimension ld).
+template <class T>
+dequant_args make_dequant_args(const const_quantized_view& in, T* y, std::int64_t ld, float alpha) {
+  const launch_layout l = layout_of(in, ld);
+  return dequant_args{l.g,
+                      l.ld,
+                      rows_vectorizable(y, l.g.rows, l.ld),
+                      aligned4(in.scales),
+                      dense_chunks(y, l.g),
+                      static_cast<const std::uint8_t*>(in.codes),
+                      in.scales,
+                      in.zeros,
+                      in.spec.scale,
+                      alpha};
+}
+
 //! Grid size for `chunks` 16-element chunks on the current device: one resident wave of the
 //! quantize-type kernels (`quantize_type`) or of the dequantize-type ones.
 inline status launch_shape(std::int64_t chunks, int& grid, int& threads,
@@ -139,18 +174,7 @@ template <class T>
   if (const char* m = detail::check_view(v, ld)) return detail::refuse("agoq::quantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
-  const detail::launch_layout l = detail::layout_of(v, ld);
-  detail::quant_args a{l.g,
-                       l.ld,
-                       detail::rows_vectorizable(x, l.g.rows, l.ld),
-                       detail::aligned4(v.scales),
-                       detail::dense_chunks(x, l.g),
-                       static_cast<std::uint8_t*>(out.codes),
-                       out.scales,
-                       out.zeros,
-                       out.spec.scale,
-                       out.spec.rounding,
-                       seed};
+  const detail::quant_args a = detail::make_quant_args(x, ld, out, seed);
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
     return s;
@@ -180,17 +204,7 @@ template <class T>
   if (const char* m = detail::check_view(in, ld)) return detail::refuse("agoq::dequantize", m);
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
-  const detail::launch_layout l = detail::layout_of(in, ld);
-  detail::dequant_args a{l.g,
-                         l.ld,
-                         detail::rows_vectorizable(y, l.g.rows, l.ld),
-                         detail::aligned4(in.scales),
-                         detail::dense_chunks(y, l.g),
-                         static_cast<const std::uint8_t*>(in.codes),
-                         in.scales,
-                         in.zeros,
-                         in.spec.scale,
-                         1.0f};
+  const detail::dequant_args a = detail::make_dequant_args(in, y, ld, 1.0f);
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
@@ -221,17 +235,7 @@ template <class Acc = float>
     return detail::refuse("agoq::dequantize_accumulate", m);
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
-  const detail::launch_layout l = detail::layout_of(in, ld);
-  detail::dequant_args a{l.g,
-                         l.ld,
-                         detail::rows_vectorizable(acc, l.g.rows, l.ld),
-                         detail::aligned4(in.scales),
-                         detail::dense_chunks(acc, l.g),
-                         static_cast<const std::uint8_t*>(in.codes),
-                         in.scales,
-                         in.zeros,
-                         in.spec.scale,
-                         alpha};
+  const detail::dequant_args a = detail::make_dequant_args(in, acc, ld, alpha);
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
@@ -265,18 +269,7 @@ template <class T>
     return detail::refuse("agoq::accumulate_requantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
-  const detail::launch_layout l = detail::layout_of(v, ld);
-  detail::quant_args a{l.g,
-                       l.ld,
-                       detail::rows_vectorizable(x, l.g.rows, l.ld),
-                       detail::aligned4(v.scales),
-                       detail::dense_chunks(x, l.g),
-                       static_cast<std::uint8_t*>(buf.codes),
-                       buf.scales,
-                       buf.zeros,
-                       buf.spec.scale,
-                       buf.spec.rounding,
-                       seed};
+  const detail::quant_args a = detail::make_quant_args(x, ld, buf, seed);
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
     return s;
