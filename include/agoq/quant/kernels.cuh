@@ -33,6 +33,8 @@ namespace detail {
 
 //! Elements per chunk (per thread and trip). Every block size is a multiple of it.
 inline constexpr int chunk_elems = 16;
+//! log2 of the most chunks (lanes) per block: blocks have at most 256 elements (format.hpp).
+inline constexpr int max_log2_lanes = 4;
 
 //! Shape of a rows x cols tensor cut into blocks, as the kernels index it.
 struct block_grid {
@@ -73,6 +75,12 @@ AGOQ_DEVICE chunk_pos locate(const block_grid& g, std::int64_t c, std::int64_t t
   const std::int64_t left = g.cols - p.col0;
   p.valid = (idle || left <= 0) ? 0 : (left >= chunk_elems ? chunk_elems : int(left));
   return p;
+}
+
+//! locate() of chunk c < dense_chunks (see quant_args): row 0, at element 16 c, all 16 valid.
+AGOQ_DEVICE chunk_pos dense_pos(const block_grid& g, std::int64_t c) {
+  return chunk_pos{c >> g.log2_lanes, 0, c * chunk_elems,
+                   int(c) & ((1 << g.log2_lanes) - 1), chunk_elems};
 }
 
 // ---- element loads and stores -------------------------------------------------------------------
@@ -254,8 +262,9 @@ struct chunk_stats {
 //! orders like the values, with Inf above every finite value and every NaN above Inf, so an
 //! integer max is the host reference's absmax (absmax_step).
 AGOQ_DEVICE chunk_stats block_absmax(std::uint32_t m, int log2_lanes) {
-  for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1)
-    m = max(m, __shfl_xor_sync(0xffffffffu, m, off));
+#pragma unroll
+  for (int k = 0; k < max_log2_lanes; ++k) // unrolled: a uniform predicate per level, no loop
+    if (k < log2_lanes) m = max(m, __shfl_xor_sync(0xffffffffu, m, 1 << k));
   return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
 }
 
@@ -299,10 +308,12 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, i
         lo = nan_min(lo, v[i]);
         hi = nan_max(hi, v[i]);
       }
-    for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1) {
-      lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, off));
-      hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, off));
-    }
+#pragma unroll
+    for (int k = 0; k < max_log2_lanes; ++k)
+      if (k < log2_lanes) {
+        lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, 1 << k));
+        hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, 1 << k));
+      }
     return {lo, hi};
   }
 }
@@ -569,25 +580,39 @@ AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) {
   return c0 + 32 <= dense_chunks;
 }
 
-//! Loads the first trip's span of a dense warp (see span_prefetch).
-template <int U, class T>
-AGOQ_DEVICE void prefetch_first(span_prefetch<U>& pf, const T* base, std::int64_t dense_chunks) {
-  const std::int64_t c0 = std::int64_t(blockIdx.x) * blockDim.x + (threadIdx.x & ~31u);
-  if (dense_warp(c0, dense_chunks)) pf.load(base + c0 * chunk_elems);
+//! The first chunk of the calling lane's warp in the first trip of the grid-stride loop.
+AGOQ_DEVICE std::int64_t warp_first_chunk() {
+  return std::int64_t(blockIdx.x) * blockDim.x + (threadIdx.x & ~31u);
 }
 
-//! In a dense warp's trip (chunk c): puts the span prefetched last trip into the slots of stage
-//! s and starts loading the next trip's span. Dense trips of a warp come first (dense_chunks is a
-//! prefix), so what was prefetched is always this trip's span.
-template <int U, int Units, class T>
-AGOQ_DEVICE void take_prefetch(span_prefetch<U>& pf, const stage_buffer<Units>& b, int s,
-                               const T* base, std::int64_t c, std::int64_t dense_chunks) {
-  const std::int64_t c0 = c - (threadIdx.x & 31);
-  if (!dense_warp(c0, dense_chunks)) return;
-  pf.put(b, s);
-  __syncwarp();
-  const std::int64_t next = c0 + std::int64_t(gridDim.x) * blockDim.x;
-  if (dense_warp(next, dense_chunks)) pf.load(base + next * chunk_elems);
+//! The dense trips of the warp whose lane 0 starts at chunk c0, for kernels that read a big
+//! stream (quantize's input, the accumulator): while the warp's 32 chunks are back to back
+//! (dense_warp), the next trip's span of `base` is loaded (span_prefetch) while this trip works,
+//! transposed through two alternating stages of the lanes' slots. work(s, c, raw) gets the
+//! stage, the lane's chunk c and its 16 elements. Returns the warp's first chunk after its dense
+//! trips, where the generic loop takes over (dense_chunks is a prefix, so none follow).
+//! Two stages suffice: a stage is refilled two trips after it was read, and every lane has
+//! passed the intermediate trip's __syncwarp by then, so it is done reading.
+template <class T, int Units, class Work>
+AGOQ_DEVICE std::int64_t dense_span_trips(const T* base, std::int64_t c0, std::int64_t dense,
+                                          const stage_buffer<Units>& b, Work&& work) {
+  if (!dense_warp(c0, dense)) return c0;
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  span_prefetch<elem_units<T>> pf;
+  pf.load(base + c0 * chunk_elems);
+  int s = 0;
+  do {
+    pf.put(b, s);
+    __syncwarp();
+    const std::int64_t next = c0 + stride;
+    if (dense_warp(next, dense)) pf.load(base + next * chunk_elems);
+    work(s, c0 + lane, staged_raw16<T>(b, s, 0));
+    s ^= 1;
+    c0 = next;
+  } while (dense_warp(c0, dense));
+  __syncwarp(); // the generic loop refills this warp's slots: every lane is done with them
+  return c0;
 }
 
 //! A lane's codes and block parameters, loaded one trip ahead into registers with plain loads:
@@ -673,6 +698,9 @@ AGOQ_DEVICE void encode_and_store(const quant_args& a, const chunk_pos& p, std::
 // ---- the kernels
 // ---------------------------------------------------------------------------------
 
+//! Trips of codes (and scales) a dequantize kernel has in flight per warp in its dense trips.
+inline constexpr int dequantize_codes_depth = 3;
+
 template <format F, bool Symmetric, class T>
 __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize_ctas_per_sm)
     quantize_kernel(const T* __restrict__ x, quant_args a) {
@@ -680,29 +708,31 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
   extern __shared__ uint4 smem[];
   const stage_buffer<elem_units<T>> buf{smem};
   const std::int64_t total = a.g.chunks();
-  span_prefetch<elem_units<T>> next; // dense warps: this trip's x, loaded during the last trip
-  prefetch_first(next, x, a.dense_chunks);
+  const auto block_work = [&](const chunk_pos& p, std::int64_t c, const raw16<T>& raw) {
+    float v[chunk_elems];
+    to_floats(raw, v);
+    chunk_stats st;
+    if constexpr (Symmetric)
+      st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
+    else
+      st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
+    if (c < total) encode_and_store<C>(a, p, c, v, st);
+  };
+  const std::int64_t rest = dense_span_trips(
+      x, warp_first_chunk(), a.dense_chunks, buf,
+      [&](int, std::int64_t c, const raw16<T>& raw) { block_work(dense_pos(a.g, c), c, raw); });
   pipelined_chunks<buf.stages>(
-      total,
+      rest + (threadIdx.x & 31), total,
       [&](int s, std::int64_t c) {
-        if (dense_warp(c - (threadIdx.x & 31), a.dense_chunks)) return;
         const chunk_pos p = locate(a.g, c, total);
         if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
       },
       [&](int s, std::int64_t c) {
-        take_prefetch(next, buf, s, x, c, a.dense_chunks);
         const chunk_pos p = locate(a.g, c, total);
-        const raw16<T> raw = staged_elements(a.vec, p)
-                                 ? staged_raw16<T>(buf, s, 0)
-                                 : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
-        float v[chunk_elems];
-        to_floats(raw, v);
-        chunk_stats st;
-        if constexpr (Symmetric)
-          st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
-        else
-          st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
-        if (c < total) encode_and_store<C>(a, p, c, v, st);
+        block_work(p, c,
+                   staged_elements(a.vec, p)
+                       ? staged_raw16<T>(buf, s, 0)
+                       : load_raw16(x + p.row * a.ld + p.col0, p.valid, false));
       });
 }
 
@@ -714,12 +744,41 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
   const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output span, transposed
   const std::int64_t total = a.g.chunks();
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  std::int64_t c0 = warp_first_chunk();
+  // Dense trips: the codes of the next `depth` trips are in flight in registers (one trip of
+  // lookahead left the warps waiting on them: the output side needs no loads). The loop is
+  // unrolled by the depth so that every slot stays in its own registers.
+  constexpr int depth = dequantize_codes_depth;
+  codes_prefetch<C> ahead[depth];
+#pragma unroll
+  for (int u = 0; u < depth; ++u)
+    if (dense_warp(c0 + u * stride, a.dense_chunks)) ahead[u].load(a, c0 + u * stride + lane, total);
+  int s = 0;
+  for (bool more = dense_warp(c0, a.dense_chunks); more;) {
+#pragma unroll
+    for (int u = 0; u < depth; ++u) {
+      float v[chunk_elems];
+      decode_chunk<C>(ahead[u].w, ahead[u].params(), v);
+      const std::int64_t later = c0 + depth * stride;
+      if (dense_warp(later, a.dense_chunks)) ahead[u].load(a, later + lane, total);
+      put_raw16(buf, s, 0, pack_raw16<T>(v));
+      store_span<elem_units<T>>(buf, s, y + c0 * chunk_elems);
+      s ^= 1; // two stages: see dense_span_trips
+      c0 += stride;
+      if (!dense_warp(c0, a.dense_chunks)) {
+        more = false;
+        break;
+      }
+    }
+  }
+  __syncwarp();
+  // The rest, lane by lane: codes one trip ahead in registers.
   codes_prefetch<C> next;
-  next.load(a, std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x, total);
+  next.load(a, c0 + lane, total);
   pipelined_chunks<buf.stages>(
-      total, [](int, std::int64_t) {},
-      [&](int s, std::int64_t c) {
-        // a dense warp has all its lanes here (c < total, valid == 16): store_span needs them all
+      c0 + lane, total, [](int, std::int64_t) {},
+      [&](int, std::int64_t c) {
         if (c >= total) return;
         const codes_prefetch<C> cur = next;
         next.load(a, c + stride, total);
@@ -727,11 +786,7 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
         if (p.valid == 0) return;
         float v[chunk_elems];
         decode_chunk<C>(cur.w, cur.params(), v);
-        const std::int64_t c0 = c - (threadIdx.x & 31);
-        if (!dense_warp(c0, a.dense_chunks))
-          return store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
-        put_raw16(buf, s, 0, pack_raw16<T>(v));
-        store_span<elem_units<T>>(buf, s, y + c0 * chunk_elems);
+        store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
       });
 }
 
@@ -744,38 +799,52 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
   const stage_buffer<A + 2> buf{smem};
   const std::int64_t total = a.g.chunks();
   const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
-  span_prefetch<A> next;
-  prefetch_first(next, static_cast<const float*>(acc), a.dense_chunks);
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  const auto add = [&](const chunk_codes& w, const block_params& bp, const raw16<float>& old,
+                       float (&v)[chunk_elems]) {
+    float d[chunk_elems];
+    decode_chunk<C>(w, bp, d);
+    to_floats(old, v);
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i)
+      v[i] = fma_f(d[i], a.alpha, v[i]);
+  };
+  // Dense trips: the accumulator span one trip ahead (dense_span_trips), the codes too.
+  codes_prefetch<C> next;
+  const std::int64_t c0 = warp_first_chunk();
+  if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
+  const std::int64_t rest = dense_span_trips(
+      static_cast<const float*>(acc), c0, a.dense_chunks, buf,
+      [&](int s, std::int64_t c, const raw16<float>& old) {
+        const codes_prefetch<C> cur = next;
+        if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
+        float v[chunk_elems];
+        add(cur.w, cur.params(), old, v);
+        put_raw16(buf, s, 0, pack_raw16<float>(v));
+        store_span<A>(buf, s, acc + (c - lane) * chunk_elems);
+      });
   pipelined_chunks<buf.stages>(
-      total,
+      rest + lane, total,
       [&](int s, std::int64_t c) {
         if (c >= total) return;
-        const std::int64_t c0 = c - (threadIdx.x & 31);
         const chunk_pos p = locate(a.g, c, total);
-        if (!dense_warp(c0, a.dense_chunks) && staged_elements(a.vec, p))
-          fetch_elements(buf, s, 0, acc + p.row * a.ld + p.col0);
+        if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, acc + p.row * a.ld + p.col0);
         fetch_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits));
         fetch_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, a.zeros, p.blk, nblocks);
       },
       [&](int s, std::int64_t c) {
-        take_prefetch(next, buf, s, acc, c, a.dense_chunks);
         if (c >= total) return;
         const chunk_pos p = locate(a.g, c, total);
         if (p.valid == 0) return;
         float* out = acc + p.row * a.ld + p.col0;
-        float d[chunk_elems], v[chunk_elems];
-        decode_chunk<C>(read_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits)),
-                        read_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, p.blk), d);
-        to_floats(staged_elements(a.vec, p) ? staged_raw16<float>(buf, s, 0)
-                                            : load_raw16(out, p.valid, false),
-                  v);
-#pragma unroll
-        for (int i = 0; i < chunk_elems; ++i)
-          v[i] = fma_f(d[i], a.alpha, v[i]);
-        const std::int64_t c0 = c - (threadIdx.x & 31);
-        if (!dense_warp(c0, a.dense_chunks)) return store16(out, p.valid, a.vec, v);
-        put_raw16(buf, s, 0, pack_raw16<float>(v));
-        store_span<A>(buf, s, acc + c0 * chunk_elems);
+        float v[chunk_elems];
+        add(read_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits)),
+            read_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, p.blk),
+            staged_elements(a.vec, p) ? staged_raw16<float>(buf, s, 0)
+                                      : load_raw16(out, p.valid, false),
+            v);
+        store16(out, p.valid, a.vec, v);
       });
 }
 
@@ -788,39 +857,53 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
   const stage_buffer<X + 2> buf{smem};
   const std::int64_t total = a.g.chunks();
   const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
-  span_prefetch<X> next;
-  prefetch_first(next, x, a.dense_chunks);
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  // Every lane of a block has its old scale (read above it) before lane 0 overwrites it in
+  // encode_and_store: the shuffles in reduce_stats keep the block's lanes together. Odd-width
+  // codes are read directly, also before any lane stores.
+  const auto block_work = [&](const chunk_pos& p, std::int64_t c, const chunk_codes& w,
+                              const block_params& old, const raw16<T>& raw) {
+    float v[chunk_elems];
+    to_floats(raw, v);
+    if (p.valid > 0) {
+      float d[chunk_elems];
+      decode_chunk<C>(w, old, d);
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
+    }
+    const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
+    if (c < total) encode_and_store<C>(a, p, c, v, st);
+  };
+  // Dense trips: x one trip ahead (dense_span_trips), the old codes and scales too. A trip's
+  // blocks are not the next trip's, so loading those early is safe.
+  codes_prefetch<C> next;
+  const std::int64_t c0 = warp_first_chunk();
+  if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
+  const std::int64_t rest =
+      dense_span_trips(x, c0, a.dense_chunks, buf, [&](int, std::int64_t c, const raw16<T>& raw) {
+        const codes_prefetch<C> cur = next;
+        if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
+        block_work(dense_pos(a.g, c), c, cur.w, cur.params(), raw);
+      });
   pipelined_chunks<buf.stages>(
-      total,
+      rest + lane, total,
       [&](int s, std::int64_t c) {
-        const std::int64_t c0 = c - (threadIdx.x & 31);
         const chunk_pos p = locate(a.g, c, total);
-        if (!dense_warp(c0, a.dense_chunks) && staged_elements(a.vec, p))
-          fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
+        if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
         if (c >= total) return;
         fetch_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits));
         fetch_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, a.zeros, p.blk, nblocks);
       },
       [&](int s, std::int64_t c) {
-        take_prefetch(next, buf, s, x, c, a.dense_chunks);
         const chunk_pos p = locate(a.g, c, total);
-        float v[chunk_elems];
-        to_floats(staged_elements(a.vec, p) ? staged_raw16<T>(buf, s, 0)
-                                            : load_raw16(x + p.row * a.ld + p.col0, p.valid, false),
-                  v);
-        if (p.valid > 0) {
-          float d[chunk_elems];
-          decode_chunk<C>(read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
-                          read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), d);
-#pragma unroll
-          for (int i = 0; i < chunk_elems; ++i)
-            v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
-        }
-        // Every lane of the block has its old scale (copied trips ago, and read above) before
-        // lane 0 overwrites it below: the shuffles in reduce_stats keep the block's lanes together.
-        // Odd-width codes are read directly above, also before any lane stores.
-        const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
-        if (c < total) encode_and_store<C>(a, p, c, v, st);
+        const raw16<T> raw = staged_elements(a.vec, p)
+                                 ? staged_raw16<T>(buf, s, 0)
+                                 : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
+        if (p.valid == 0) return block_work(p, c, chunk_codes{0, 0}, block_params{}, raw);
+        block_work(p, c, read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
+                   read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), raw);
       });
 }
 

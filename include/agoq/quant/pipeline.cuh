@@ -146,19 +146,19 @@ AGOQ_DEVICE void store_span(const stage_buffer<Units>& b, int stage, void* span)
   }
 }
 
-//! The loop of every quantizer kernel: a grid-stride loop over chunks in which trip k first
-//! starts the copies of trip k + Stages - 1 (`issue(stage, chunk)`), then waits for trip k's
-//! copies and runs `work(stage, chunk)`. A chunk index may be >= total (a lane past the end
-//! stays for the block shuffles; its issue must copy nothing). Every lane of a warp runs the
-//! same trips. The slot issue() fills was last read by the previous trip's work(); the
+//! The generic loop of every quantizer kernel: a grid-stride loop over chunks from the lane's
+//! chunk `first` in which trip k first starts the copies of trip k + Stages - 1
+//! (`issue(stage, chunk)`), then waits for trip k's copies and runs `work(stage, chunk)`. A chunk
+//! index may be >= total (a lane past the end stays for the block shuffles; its issue must copy
+//! nothing). Every lane of a warp runs the same trips. The slot issue() fills was last read by the previous trip's work(); the
 //! __syncwarp before the issue makes sure every lane of the warp is done with it (a warp may fill
 //! its lanes' slots cooperatively), and the one after the wait makes every lane's copies visible
 //! to the whole warp.
 template <int Stages, class Issue, class Work>
-AGOQ_DEVICE void pipelined_chunks(std::int64_t total, Issue&& issue, Work&& work) {
+AGOQ_DEVICE void pipelined_chunks(std::int64_t first, std::int64_t total, Issue&& issue,
+                                  Work&& work) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   const std::int64_t lane = threadIdx.x & 31;
-  const std::int64_t first = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
 #pragma unroll
   for (int s = 0; s + 1 < Stages; ++s) {
     issue(s, first + s * stride);
