@@ -262,9 +262,10 @@ struct chunk_stats {
 //! orders like the values, with Inf above every finite value and every NaN above Inf, so an
 //! integer max is the host reference's absmax (absmax_step).
 AGOQ_DEVICE chunk_stats block_absmax(std::uint32_t m, int log2_lanes) {
+  const int lanes_mask = (1 << log2_lanes) - 1;
 #pragma unroll
-  for (int k = 0; k < max_log2_lanes; ++k) // unrolled: a uniform predicate per level, no loop
-    if (k < log2_lanes) m = max(m, __shfl_xor_sync(0xffffffffu, m, 1 << k));
+  for (int k = 0; k < max_log2_lanes; ++k) // past the block's lanes the offset is 0: a no-op
+    m = max(m, __shfl_xor_sync(0xffffffffu, m, (1 << k) & lanes_mask));
   return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
 }
 
@@ -308,12 +309,12 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, i
         lo = nan_min(lo, v[i]);
         hi = nan_max(hi, v[i]);
       }
+    const int lanes_mask = (1 << log2_lanes) - 1;
 #pragma unroll
-    for (int k = 0; k < max_log2_lanes; ++k)
-      if (k < log2_lanes) {
-        lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, 1 << k));
-        hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, 1 << k));
-      }
+    for (int k = 0; k < max_log2_lanes; ++k) { // offset 0 past the block's lanes: a no-op
+      lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, (1 << k) & lanes_mask));
+      hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, (1 << k) & lanes_mask));
+    }
     return {lo, hi};
   }
 }
@@ -566,16 +567,28 @@ AGOQ_DEVICE raw16<T> staged_raw16(const stage_buffer<Units>& b, int s, int u) {
   return r;
 }
 
-//! Writes 16 elements' raw bits into units [u, u + elem_units<T>) of the thread's slot.
-template <class T, int Units>
-AGOQ_DEVICE void put_raw16(const stage_buffer<Units>& b, int s, int u, const raw16<T>& r) {
+//! The lane's 16 elements in a span (stage_buffer::span).
+template <class T> AGOQ_DEVICE raw16<T> read_chunk(const uint4* span) {
+  const uint4* p = lane_chunk<elem_units<T>>(const_cast<uint4*>(span));
+  raw16<T> r;
+#pragma unroll
+  for (int j = 0; j < elem_units<T>; ++j) {
+    const uint4 q = p[j];
+    r.w[4 * j] = q.x, r.w[4 * j + 1] = q.y, r.w[4 * j + 2] = q.z, r.w[4 * j + 3] = q.w;
+  }
+  return r;
+}
+
+//! Writes the lane's 16 elements into its place in a span (then store_span).
+template <class T> AGOQ_DEVICE void put_chunk(uint4* span, const raw16<T>& r) {
+  uint4* p = lane_chunk<elem_units<T>>(span);
 #pragma unroll
   for (int j = 0; j < elem_units<T>; ++j)
-    *b.unit(s, u + j) = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
+    p[j] = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
 }
 
 //! True when the 32 chunks of the warp whose lane 0 has chunk c0 are all dense (warp-uniform):
-//! the warp then moves them as one contiguous span (span_prefetch/store_span).
+//! the warp then moves them as one contiguous span (span_barrier/store_span).
 AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) {
   return c0 + 32 <= dense_chunks;
 }
@@ -587,31 +600,40 @@ AGOQ_DEVICE std::int64_t warp_first_chunk() {
 
 //! The dense trips of the warp whose lane 0 starts at chunk c0, for kernels that read a big
 //! stream (quantize's input, the accumulator): while the warp's 32 chunks are back to back
-//! (dense_warp), the next trip's span of `base` is loaded (span_prefetch) while this trip works,
-//! transposed through two alternating stages of the lanes' slots. work(s, c, raw) gets the
-//! stage, the lane's chunk c and its 16 elements. Returns the warp's first chunk after its dense
-//! trips, where the generic loop takes over (dense_chunks is a prefix, so none follow).
-//! Two stages suffice: a stage is refilled two trips after it was read, and every lane has
-//! passed the intermediate trip's __syncwarp by then, so it is done reading.
-template <class T, int Units, class Work>
+//! (dense_warp), the spans of `base` of the next trips are copied into the warp's spans by the
+//! copy engine, D - 1 trips ahead (D = span_stages: 2 to 4, 2-3 KiB in flight per warp, no
+//! registers held). work(span, c, raw) gets the trip's span, the lane's chunk c and its 16
+//! elements. Returns the warp's first chunk after its dense trips, where the generic loop takes
+//! over (dense_chunks is a prefix, so none follow). A span is refilled one trip after it was
+//! read, behind a __syncwarp; WritesSpan: the work writes into the span with ordinary stores,
+//! so each lane also fences them against the copy engine first.
+template <bool WritesSpan = false, class T, int Units, class Work>
 AGOQ_DEVICE std::int64_t dense_span_trips(const T* base, std::int64_t c0, std::int64_t dense,
                                           const stage_buffer<Units>& b, Work&& work) {
+  constexpr int U = elem_units<T>;
+  constexpr int D = stage_buffer<Units>::template span_stages<U>;
   if (!dense_warp(c0, dense)) return c0;
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   const std::int64_t lane = threadIdx.x & 31;
-  span_prefetch<elem_units<T>> pf;
-  pf.load(base + c0 * chunk_elems);
-  int s = 0;
+  const span_copies<U, D> sc(b);
+  sc.init();
+#pragma unroll
+  for (int d = 0; d + 1 < D; ++d)
+    if (dense_warp(c0 + d * stride, dense)) sc.copy(d, base + (c0 + d * stride) * chunk_elems);
+  unsigned parity = 0; // of the copies into spans >= d; flips after span D - 1
+  int d = 0;
   do {
-    pf.put(b, s);
+    const std::int64_t ahead = c0 + (D - 1) * stride;
+    if constexpr (WritesSpan) fence_proxy_async();
     __syncwarp();
-    const std::int64_t next = c0 + stride;
-    if (dense_warp(next, dense)) pf.load(base + next * chunk_elems);
-    work(s, c0 + lane, staged_raw16<T>(b, s, 0));
-    s ^= 1;
-    c0 = next;
+    if (dense_warp(ahead, dense)) sc.copy(d == 0 ? D - 1 : d - 1, base + ahead * chunk_elems);
+    sc.wait(d, parity);
+    uint4* const span = sc.span(d);
+    work(span, c0 + lane, read_chunk<T>(span));
+    if (++d == D) d = 0, parity ^= 1u;
+    c0 += stride;
   } while (dense_warp(c0, dense));
-  __syncwarp(); // the generic loop refills this warp's slots: every lane is done with them
+  sc.release();
   return c0;
 }
 
@@ -708,7 +730,8 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
   extern __shared__ uint4 smem[];
   const stage_buffer<elem_units<T>> buf{smem};
   const std::int64_t total = a.g.chunks();
-  const auto block_work = [&](const chunk_pos& p, std::int64_t c, const raw16<T>& raw) {
+  // live: c < total (a lane past the end only takes part in the shuffles)
+  const auto block_work = [&](const chunk_pos& p, std::int64_t c, const raw16<T>& raw, bool live) {
     float v[chunk_elems];
     to_floats(raw, v);
     chunk_stats st;
@@ -716,11 +739,12 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
       st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
     else
       st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
-    if (c < total) encode_and_store<C>(a, p, c, v, st);
+    if (live) encode_and_store<C>(a, p, c, v, st);
   };
   const std::int64_t rest = dense_span_trips(
-      x, warp_first_chunk(), a.dense_chunks, buf,
-      [&](int, std::int64_t c, const raw16<T>& raw) { block_work(dense_pos(a.g, c), c, raw); });
+      x, warp_first_chunk(), a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
+        block_work(dense_pos(a.g, c), c, raw, true);
+      });
   pipelined_chunks<buf.stages>(
       rest + (threadIdx.x & 31), total,
       [&](int s, std::int64_t c) {
@@ -732,7 +756,8 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
         block_work(p, c,
                    staged_elements(a.vec, p)
                        ? staged_raw16<T>(buf, s, 0)
-                       : load_raw16(x + p.row * a.ld + p.col0, p.valid, false));
+                       : load_raw16(x + p.row * a.ld + p.col0, p.valid, false),
+                   c < total);
       });
 }
 
@@ -762,9 +787,10 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
       decode_chunk<C>(ahead[u].w, ahead[u].params(), v);
       const std::int64_t later = c0 + depth * stride;
       if (dense_warp(later, a.dense_chunks)) ahead[u].load(a, later + lane, total);
-      put_raw16(buf, s, 0, pack_raw16<T>(v));
-      store_span<elem_units<T>>(buf, s, y + c0 * chunk_elems);
-      s ^= 1; // two stages: see dense_span_trips
+      uint4* const span = buf.template span<elem_units<T>>(s);
+      put_chunk(span, pack_raw16<T>(v));
+      store_span<elem_units<T>>(span, y + c0 * chunk_elems);
+      s ^= 1; // two spans: one is rewritten two trips after its store_span's __syncwarp
       c0 += stride;
       if (!dense_warp(c0, a.dense_chunks)) {
         more = false;
@@ -814,15 +840,15 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
   codes_prefetch<C> next;
   const std::int64_t c0 = warp_first_chunk();
   if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
-  const std::int64_t rest = dense_span_trips(
+  const std::int64_t rest = dense_span_trips<true>(
       static_cast<const float*>(acc), c0, a.dense_chunks, buf,
-      [&](int s, std::int64_t c, const raw16<float>& old) {
+      [&](uint4* span, std::int64_t c, const raw16<float>& old) {
         const codes_prefetch<C> cur = next;
         if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
         float v[chunk_elems];
         add(cur.w, cur.params(), old, v);
-        put_raw16(buf, s, 0, pack_raw16<float>(v));
-        store_span<A>(buf, s, acc + (c - lane) * chunk_elems);
+        put_chunk(span, pack_raw16<float>(v)); // the sums go out through the same span
+        store_span<A>(span, acc + (c - lane) * chunk_elems);
       });
   pipelined_chunks<buf.stages>(
       rest + lane, total,
@@ -863,7 +889,7 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
   // encode_and_store: the shuffles in reduce_stats keep the block's lanes together. Odd-width
   // codes are read directly, also before any lane stores.
   const auto block_work = [&](const chunk_pos& p, std::int64_t c, const chunk_codes& w,
-                              const block_params& old, const raw16<T>& raw) {
+                              const block_params& old, const raw16<T>& raw, bool live) {
     float v[chunk_elems];
     to_floats(raw, v);
     if (p.valid > 0) {
@@ -874,7 +900,7 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
         v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
     }
     const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
-    if (c < total) encode_and_store<C>(a, p, c, v, st);
+    if (live) encode_and_store<C>(a, p, c, v, st);
   };
   // Dense trips: x one trip ahead (dense_span_trips), the old codes and scales too. A trip's
   // blocks are not the next trip's, so loading those early is safe.
@@ -882,10 +908,10 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
   const std::int64_t c0 = warp_first_chunk();
   if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
   const std::int64_t rest =
-      dense_span_trips(x, c0, a.dense_chunks, buf, [&](int, std::int64_t c, const raw16<T>& raw) {
+      dense_span_trips(x, c0, a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
         const codes_prefetch<C> cur = next;
         if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
-        block_work(dense_pos(a.g, c), c, cur.w, cur.params(), raw);
+        block_work(dense_pos(a.g, c), c, cur.w, cur.params(), raw, true);
       });
   pipelined_chunks<buf.stages>(
       rest + lane, total,
@@ -901,9 +927,9 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
         const raw16<T> raw = staged_elements(a.vec, p)
                                  ? staged_raw16<T>(buf, s, 0)
                                  : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
-        if (p.valid == 0) return block_work(p, c, chunk_codes{0, 0}, block_params{}, raw);
+        if (p.valid == 0) return block_work(p, c, chunk_codes{0, 0}, block_params{}, raw, c < total);
         block_work(p, c, read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
-                   read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), raw);
+                   read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), raw, true);
       });
 }
 
