@@ -14,7 +14,7 @@ export NCCL_NVLS_ENABLE=0 # NVLink multicast stays off on shared machines
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 what=" ${*:-all} "
-want() { [[ $what == *" $1 "* || ($2 == all && $what == *" all "*) ]]; } # want STAGE [all]
+want() { [[ $what == *" $1 "* || (${2:-} == all && $what == *" all "*) ]]; } # want STAGE [all]
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }

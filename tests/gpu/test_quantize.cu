@@ -70,13 +70,15 @@ std::vector<combo> all_combos() {
   return v;
 }
 
-//! Device output buffers with a poisoned guard zone past the end.
+//! Device output buffers with a poisoned guard zone past the end. The codes start `off` bytes
+//! into their allocation (odd-width codes may start at any byte).
 struct qbuffers {
-  size_t code_bytes, scale_bytes, zero_count;
+  size_t off, code_bytes, scale_bytes, zero_count;
   device_buffer<std::uint8_t> codes, scales;
   device_buffer<float> zeros;
-  qbuffers(const quant_spec& s, std::int64_t rows, std::int64_t cols)
-      : code_bytes(agoq::codes_bytes(s, rows, cols)), scale_bytes(agoq::scales_bytes(s, rows, cols)),
+  qbuffers(const quant_spec& s, std::int64_t rows, std::int64_t cols, size_t codes_offset = 0)
+      : off(codes_offset), code_bytes(off + agoq::codes_bytes(s, rows, cols)),
+        scale_bytes(agoq::scales_bytes(s, rows, cols)),
         zero_count(s.symmetric ? 0 : size_t(agoq::scales_count(s, rows, cols))),
         codes(code_bytes + kGuard), scales(scale_bytes + kGuard), zeros(zero_count + kGuard) {
     codes.fill_bytes(kPoison);
@@ -84,7 +86,7 @@ struct qbuffers {
     zeros.fill_bytes(kPoison);
   }
   agoq::quantized_view view(const quant_spec& s, std::int64_t rows, std::int64_t cols) {
-    return {codes.ptr, scales.ptr, s.symmetric ? nullptr : zeros.ptr, rows, cols, s};
+    return {codes.ptr + off, scales.ptr, s.symmetric ? nullptr : zeros.ptr, rows, cols, s};
   }
 };
 
@@ -120,17 +122,18 @@ template <class T> std::string type_name() {
 //! dequantize_accumulate have leading dimension cols + out_pad (poisoned gaps when out_pad > 0).
 template <class T>
 void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
-                std::uint64_t seed, std::int64_t out_pad = 3) {
+                std::uint64_t seed, std::int64_t out_pad = 3, size_t codes_offset = 0) {
   SCOPED_TRACE(::testing::Message() << spec << " " << type_name<T>() << " rows=" << rows
-                                    << " cols=" << cols << " ld=" << ld << " out_pad=" << out_pad);
+                                    << " cols=" << cols << " ld=" << ld << " out_pad=" << out_pad
+                                    << " codes_offset=" << codes_offset);
   const std::vector<float> xf = make_data(rows, ld, spec.block, unsigned(cols * 31 + rows));
   const std::vector<T> x = convert<T>(xf);
   device_buffer<T> d_x(x.size());
   d_x.upload(x);
 
   // Host reference.
-  qbuffers dev(spec, rows, cols);
-  std::vector<std::uint8_t> h_codes(dev.code_bytes), h_scales(dev.scale_bytes);
+  qbuffers dev(spec, rows, cols, codes_offset);
+  std::vector<std::uint8_t> h_codes(dev.code_bytes - dev.off), h_scales(dev.scale_bytes);
   std::vector<float> h_zeros(dev.zero_count);
   agoq::quantized_view hv{h_codes.data(), h_scales.data(),
                           spec.symmetric ? nullptr : h_zeros.data(), rows, cols, spec};
@@ -140,7 +143,10 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   AGOQ_TRY(agoq::quantize(d_x.ptr, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
   AGOQ_CUDA_TRY(cudaDeviceSynchronize());
   const auto g_codes = dev.codes.download(), g_scales = dev.scales.download();
-  ASSERT_EQ(0, std::memcmp(g_codes.data(), h_codes.data(), h_codes.size())) << "codes differ";
+  ASSERT_EQ(0, std::memcmp(g_codes.data() + dev.off, h_codes.data(), h_codes.size()))
+      << "codes differ";
+  for (size_t i = 0; i < dev.off; ++i)
+    ASSERT_EQ(g_codes[i], kPoison) << "codes written before their start";
   ASSERT_EQ(0, std::memcmp(g_scales.data(), h_scales.data(), h_scales.size())) << "scales differ";
   expect_guard(g_codes, dev.code_bytes, "codes");
   expect_guard(g_scales, dev.scale_bytes, "scales");
@@ -179,7 +185,8 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
                                        cudaStream_t{}));
   agoq::ref::accumulate_requantize(hv, x.data(), ld, seed + 1);
   const auto g2_codes = dev.codes.download(), g2_scales = dev.scales.download();
-  ASSERT_EQ(0, std::memcmp(g2_codes.data(), h_codes.data(), h_codes.size())) << "acc codes";
+  ASSERT_EQ(0, std::memcmp(g2_codes.data() + dev.off, h_codes.data(), h_codes.size()))
+      << "acc codes";
   ASSERT_EQ(0, std::memcmp(g2_scales.data(), h_scales.data(), h_scales.size())) << "acc scales";
   expect_guard(g2_codes, dev.code_bytes, "accumulate_requantize codes");
   if (!spec.symmetric) {
@@ -234,6 +241,9 @@ template <class T> void run_all_shapes(const param& p) {
       check_case<T>(spec, 5, 2 * b, 2 * b + 8, 9); // aligned rows: vector path
       // contiguous rows of whole blocks (ld == cols, in and out): run as one row of 6 * 2b
       check_case<T>(spec, 6, 2 * b, 2 * b, 13, 0);
+      // odd widths: codes from an odd address (byte accesses) as well as the usual even one
+      if (agoq::bits_of(p.c.fmt) % 2 == 1 || agoq::bits_of(p.c.fmt) == 6)
+        check_case<T>(spec, 1, 100003, 100003, 17, 3, 1);
       if (::testing::Test::HasFatalFailure()) return;
     }
   }

@@ -196,7 +196,15 @@ template <int Bits> AGOQ_DEVICE void store_codes(std::uint8_t* p, const chunk_co
     *reinterpret_cast<uint2*>(p) = make_uint2(std::uint32_t(c.g0), std::uint32_t(c.g1));
   } else if constexpr (Bits == 2) {
     *reinterpret_cast<std::uint32_t*>(p) = std::uint32_t(c.g0) | std::uint32_t(c.g1) << 16;
-  } else {
+  } else { // odd widths: 2 * Bits bytes, stored in halfwords when aligned (the usual case)
+    const std::uint64_t lo = c.g0 | c.g1 << (8 * Bits), hi = c.g1 >> (64 - 8 * Bits);
+    if ((reinterpret_cast<std::uintptr_t>(p) & 1u) == 0) {
+#pragma unroll
+      for (int k = 0; k < Bits; ++k)
+        reinterpret_cast<std::uint16_t*>(p)[k] =
+            std::uint16_t(k < 4 ? lo >> (16 * k) : hi >> (16 * k - 64));
+      return;
+    }
 #pragma unroll
     for (int i = 0; i < Bits; ++i)
       p[i] = std::uint8_t(c.g0 >> (8 * i));
@@ -217,7 +225,20 @@ template <int Bits> AGOQ_DEVICE chunk_codes load_codes(const std::uint8_t* p) {
   } else if constexpr (Bits == 2) {
     const std::uint32_t r = *reinterpret_cast<const std::uint32_t*>(p);
     return {r & 0xffffu, r >> 16};
-  } else {
+  } else { // odd widths: 2 * Bits bytes, loaded in halfwords when aligned (the usual case)
+    constexpr std::uint64_t group_mask = (std::uint64_t(1) << (8 * Bits)) - 1u;
+    if ((reinterpret_cast<std::uintptr_t>(p) & 1u) == 0) {
+      std::uint64_t lo = 0, hi = 0;
+#pragma unroll
+      for (int k = 0; k < Bits; ++k) {
+        const std::uint64_t h = reinterpret_cast<const std::uint16_t*>(p)[k];
+        if (k < 4)
+          lo |= h << (16 * k);
+        else
+          hi |= h << (16 * k - 64);
+      }
+      return {lo & group_mask, (lo >> (8 * Bits) | hi << (64 - 8 * Bits)) & group_mask};
+    }
     chunk_codes c{0, 0};
 #pragma unroll
     for (int i = 0; i < Bits; ++i)
