@@ -6,7 +6,9 @@
 
 #include <agoq/agoq.cuh>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -120,16 +122,23 @@ template <class T> std::string type_name() {
 //! Quantize + dequantize + dequantize_accumulate + accumulate_requantize of one shape and spec,
 //! each compared with the host reference bit for bit. The outputs of dequantize and
 //! dequantize_accumulate have leading dimension cols + out_pad (poisoned gaps when out_pad > 0).
+//! The codes start codes_offset bytes into their buffer; x, y and the accumulator start
+//! elem_offset elements into theirs (1: not 16-byte aligned, so no vector or span accesses).
 template <class T>
 void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
-                std::uint64_t seed, std::int64_t out_pad = 3, size_t codes_offset = 0) {
+                std::uint64_t seed, std::int64_t out_pad = 3, size_t codes_offset = 0,
+                size_t elem_offset = 0) {
   SCOPED_TRACE(::testing::Message() << spec << " " << type_name<T>() << " rows=" << rows
                                     << " cols=" << cols << " ld=" << ld << " out_pad=" << out_pad
-                                    << " codes_offset=" << codes_offset);
+                                    << " codes_offset=" << codes_offset
+                                    << " elem_offset=" << elem_offset);
   const std::vector<float> xf = make_data(rows, ld, spec.block, unsigned(cols * 31 + rows));
   const std::vector<T> x = convert<T>(xf);
-  device_buffer<T> d_x(x.size());
-  d_x.upload(x);
+  std::vector<T> x_buf(x.size() + elem_offset);
+  std::copy(x.begin(), x.end(), x_buf.begin() + std::ptrdiff_t(elem_offset));
+  device_buffer<T> d_x_buf(x_buf.size());
+  d_x_buf.upload(x_buf);
+  T* const d_x = d_x_buf.ptr + elem_offset;
 
   // Host reference.
   qbuffers dev(spec, rows, cols, codes_offset);
@@ -140,7 +149,7 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   agoq::ref::quantize(x.data(), ld, hv, seed);
 
   // quantize
-  AGOQ_TRY(agoq::quantize(d_x.ptr, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
+  AGOQ_TRY(agoq::quantize(d_x, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
   AGOQ_CUDA_TRY(cudaDeviceSynchronize());
   const auto g_codes = dev.codes.download(), g_scales = dev.scales.download();
   ASSERT_EQ(0, std::memcmp(g_codes.data() + dev.off, h_codes.data(), h_codes.size()))
@@ -161,32 +170,35 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   // dequantize into a poisoned, strided output: the gaps between rows must stay poisoned.
   const agoq::const_quantized_view cv(dev.view(spec, rows, cols));
   const std::int64_t out_ld = cols + out_pad;
-  device_buffer<T> d_y(size_t(rows * out_ld) + 16);
+  device_buffer<T> d_y(size_t(rows * out_ld) + 16 + elem_offset);
   d_y.fill_bytes(0x7f);
-  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr, out_ld, cudaStream_t{}));
+  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr + elem_offset, out_ld, cudaStream_t{}));
   std::vector<T> h_y(d_y.count);
   std::memset(static_cast<void*>(h_y.data()), 0x7f, h_y.size() * sizeof(T));
-  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data(), out_ld);
+  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data() + elem_offset, out_ld);
   const auto g_y = d_y.download();
   ASSERT_TRUE(same_values(g_y, h_y)) << "dequantize";
 
   // dequantize_accumulate with alpha into a prefilled fp32 accumulator.
-  std::vector<float> acc0(size_t(rows * out_ld) + 16);
+  std::vector<float> acc0(size_t(rows * out_ld) + 16 + elem_offset);
   for (size_t i = 0; i < acc0.size(); ++i) acc0[i] = float(int(i % 13)) * 0.25f;
   device_buffer<float> d_acc(acc0.size());
   d_acc.upload(acc0);
-  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr, out_ld, 0.5f, cudaStream_t{}));
-  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc0.data(), out_ld, 0.5f);
+  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr + elem_offset, out_ld, 0.5f, cudaStream_t{}));
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc0.data() + elem_offset,
+                                   out_ld, 0.5f);
   const auto g_acc = d_acc.download();
   ASSERT_TRUE(same_values(g_acc, acc0)) << "dequantize_accumulate";
 
   // accumulate_requantize: buf := quantize(dequantize(buf) + x), with another seed.
-  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x.ptr, ld, seed + 1,
+  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x, ld, seed + 1,
                                        cudaStream_t{}));
   agoq::ref::accumulate_requantize(hv, x.data(), ld, seed + 1);
   const auto g2_codes = dev.codes.download(), g2_scales = dev.scales.download();
   ASSERT_EQ(0, std::memcmp(g2_codes.data() + dev.off, h_codes.data(), h_codes.size()))
       << "acc codes";
+  for (size_t i = 0; i < dev.off; ++i)
+    ASSERT_EQ(g2_codes[i], kPoison) << "accumulate_requantize codes written before their start";
   ASSERT_EQ(0, std::memcmp(g2_scales.data(), h_scales.data(), h_scales.size())) << "acc scales";
   expect_guard(g2_codes, dev.code_bytes, "accumulate_requantize codes");
   if (!spec.symmetric) {
@@ -244,6 +256,8 @@ template <class T> void run_all_shapes(const param& p) {
       // odd widths: codes from an odd address (byte accesses) as well as the usual even one
       if (agoq::bits_of(p.c.fmt) % 2 == 1 || agoq::bits_of(p.c.fmt) == 6)
         check_case<T>(spec, 1, 100003, 100003, 17, 3, 1);
+      // 1-D data one element off 16-byte alignment: lane-by-lane loads and stores throughout
+      check_case<T>(spec, 1, 20 * b + 7, 20 * b + 7, 19, 0, 0, 1);
       if (::testing::Test::HasFatalFailure()) return;
     }
   }

@@ -7,11 +7,12 @@
 //! The per-element math (scales, encode, decode, Philox) is the host reference's, from format/;
 //! the fast paths below (fp32 "magic" rounding instead of conversions, SIMD absmax, paired FP8
 //! conversion) give the same bits and are checked against the host reference by the GPU tests.
-//! Memory (quant/pipeline.cuh): when a warp's 32 chunks are back to back ("dense"), its big
-//! stream (the input of quantize, the accumulator, the output of dequantize) moves as one
-//! contiguous span with coalesced 16-byte accesses, transposed through shared memory; the small
-//! reads (codes, scales) are staged trips ahead with cp.async. Tails and strided rows go lane by
-//! lane.
+//! Memory (quant/pipeline.cuh): while a warp's 32 chunks are back to back ("dense"), its big
+//! input stream (quantize's input, the accumulator) is copied span by span into shared memory by
+//! the copy engine, trips ahead; an output span (dequantize, dequantize_accumulate) is written
+//! into shared memory by the lanes and stored with coalesced 16-byte stores; codes and scales are
+//! loaded trips ahead into registers. Tails and strided rows go lane by lane, their reads staged
+//! trips ahead with cp.async.
 #pragma once
 
 #include "agoq/config.hpp"
@@ -79,8 +80,8 @@ AGOQ_DEVICE chunk_pos locate(const block_grid& g, std::int64_t c, std::int64_t t
 
 //! locate() of chunk c < dense_chunks (see quant_args): row 0, at element 16 c, all 16 valid.
 AGOQ_DEVICE chunk_pos dense_pos(const block_grid& g, std::int64_t c) {
-  return chunk_pos{c >> g.log2_lanes, 0, c * chunk_elems,
-                   int(c) & ((1 << g.log2_lanes) - 1), chunk_elems};
+  return chunk_pos{c >> g.log2_lanes, 0, c * chunk_elems, int(c) & ((1 << g.log2_lanes) - 1),
+                   chunk_elems};
 }
 
 // ---- element loads and stores -------------------------------------------------------------------
@@ -609,7 +610,7 @@ template <class T> AGOQ_DEVICE void put_chunk(uint4* span, const raw16<T>& r) {
 }
 
 //! True when the 32 chunks of the warp whose lane 0 has chunk c0 are all dense (warp-uniform):
-//! the warp then moves them as one contiguous span (span_barrier/store_span).
+//! the warp then moves them as one contiguous span (span_copies/store_span).
 AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) {
   return c0 + 32 <= dense_chunks;
 }
@@ -658,7 +659,7 @@ AGOQ_DEVICE std::int64_t dense_span_trips(const T* base, std::int64_t c0, std::i
   return c0;
 }
 
-//! A lane's codes and block parameters, loaded one trip ahead into registers with plain loads:
+//! A lane's codes and block parameters, loaded trips ahead into registers with plain loads:
 //! neighbouring lanes read neighbouring codes and a block's lanes one scale, which the memory
 //! system merges into whole requests (per-lane cp.async requests would not be).
 template <class C> struct codes_prefetch {
@@ -762,10 +763,10 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
       st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
     if (live) encode_and_store<C>(a, p, c, v, st);
   };
-  const std::int64_t rest = dense_span_trips(
-      x, warp_first_chunk(), a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
-        block_work(dense_pos(a.g, c), c, raw, true);
-      });
+  const std::int64_t rest = dense_span_trips(x, warp_first_chunk(), a.dense_chunks, buf,
+                                             [&](uint4*, std::int64_t c, const raw16<T>& raw) {
+                                               block_work(dense_pos(a.g, c), c, raw, true);
+                                             });
   pipelined_chunks<buf.stages>(
       rest + (threadIdx.x & 31), total,
       [&](int s, std::int64_t c) {
@@ -787,7 +788,7 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
     dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
   extern __shared__ uint4 smem[];
-  const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output span, transposed
+  const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output spans
   const std::int64_t total = a.g.chunks();
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   const std::int64_t lane = threadIdx.x & 31;
@@ -799,7 +800,8 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
   codes_prefetch<C> ahead[depth];
 #pragma unroll
   for (int u = 0; u < depth; ++u)
-    if (dense_warp(c0 + u * stride, a.dense_chunks)) ahead[u].load(a, c0 + u * stride + lane, total);
+    if (dense_warp(c0 + u * stride, a.dense_chunks))
+      ahead[u].load(a, c0 + u * stride + lane, total);
   int s = 0;
   for (bool more = dense_warp(c0, a.dense_chunks); more;) {
 #pragma unroll
@@ -849,7 +851,7 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   const std::int64_t lane = threadIdx.x & 31;
   const auto add = [&](const chunk_codes& w, const block_params& bp, const raw16<float>& old,
-                       float (&v)[chunk_elems]) {
+                       float(&v)[chunk_elems]) {
     float d[chunk_elems];
     decode_chunk<C>(w, bp, d);
     to_floats(old, v);
@@ -857,7 +859,8 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
     for (int i = 0; i < chunk_elems; ++i)
       v[i] = fma_f(d[i], a.alpha, v[i]);
   };
-  // Dense trips: the accumulator span one trip ahead (dense_span_trips), the codes too.
+  // Dense trips: the accumulator copied trips ahead (dense_span_trips), the codes loaded one
+  // trip ahead.
   codes_prefetch<C> next;
   const std::int64_t c0 = warp_first_chunk();
   if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
@@ -923,13 +926,13 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
     const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
     if (live) encode_and_store<C>(a, p, c, v, st);
   };
-  // Dense trips: x one trip ahead (dense_span_trips), the old codes and scales too. A trip's
-  // blocks are not the next trip's, so loading those early is safe.
+  // Dense trips: x copied trips ahead (dense_span_trips), the old codes and scales loaded one
+  // trip ahead. A trip's blocks are not the next trip's, so loading those early is safe.
   codes_prefetch<C> next;
   const std::int64_t c0 = warp_first_chunk();
   if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
-  const std::int64_t rest =
-      dense_span_trips(x, c0, a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
+  const std::int64_t rest = dense_span_trips(
+      x, c0, a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
         const codes_prefetch<C> cur = next;
         if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
         block_work(dense_pos(a.g, c), c, cur.w, cur.params(), raw, true);
@@ -948,7 +951,8 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
         const raw16<T> raw = staged_elements(a.vec, p)
                                  ? staged_raw16<T>(buf, s, 0)
                                  : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
-        if (p.valid == 0) return block_work(p, c, chunk_codes{0, 0}, block_params{}, raw, c < total);
+        if (p.valid == 0)
+          return block_work(p, c, chunk_codes{0, 0}, block_params{}, raw, c < total);
         block_work(p, c, read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
                    read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), raw, true);
       });

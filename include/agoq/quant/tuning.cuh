@@ -29,8 +29,8 @@ struct quant_tuning {
 };
 
 //! Settings for a device of compute capability `cc` (e.g. 90). Quantize-type kernels hold a
-//! trip's 16 values, the next trip's prefetched input and the block work: 80 registers without
-//! spills for 16-bit inputs, so three 256-thread CTAs per SM; dequantize-type kernels fit in 64
+//! trip's 16 values (and accumulate_requantize the next trip's codes) and the block work: 80
+//! registers without spills, so three 256-thread CTAs per SM; dequantize-type kernels fit in 64
 //! registers, four CTAs. Staged reads take at most 48 KiB per CTA (quant/pipeline.cuh).
 //! Measured on H200.
 constexpr quant_tuning quant_tuning_for(int cc) {
