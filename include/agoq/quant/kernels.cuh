@@ -588,7 +588,7 @@ AGOQ_DEVICE raw16<T> staged_raw16(const stage_buffer<Units>& b, int s, int u) {
 
 //! The lane's 16 elements in a span (stage_buffer::span).
 template <class T> AGOQ_DEVICE raw16<T> read_chunk(const uint4* span) {
-  const uint4* p = lane_chunk<elem_units<T>>(const_cast<uint4*>(span));
+  const uint4* p = lane_chunk<elem_units<T>>(span);
   raw16<T> r;
 #pragma unroll
   for (int j = 0; j < elem_units<T>; ++j) {
@@ -672,6 +672,23 @@ template <class C> struct codes_prefetch {
     if constexpr (!C::symmetric) zero = a.zeros[blk];
   }
   AGOQ_DEVICE block_params params() const { return params_from_stored(scale, zero); }
+
+  //! In the dense trips (dense_span_trips) of a warp whose lane 0 has chunk c0: the first trip's
+  //! codes, loaded before the loop.
+  template <class Args>
+  AGOQ_DEVICE void load_first_dense(const Args& a, std::int64_t c0, std::int64_t lane,
+                                    std::int64_t total) {
+    if (dense_warp(c0, a.dense_chunks)) load(a, c0 + lane, total);
+  }
+  //! In the dense trip of the lane's chunk c: this trip's codes; the next dense trip's (a grid
+  //! stride on) are loaded in their place.
+  template <class Args>
+  AGOQ_DEVICE codes_prefetch take_dense(const Args& a, std::int64_t c, std::int64_t lane,
+                                        std::int64_t stride, std::int64_t total) {
+    const codes_prefetch cur = *this;
+    if (dense_warp(c - lane + stride, a.dense_chunks)) load(a, c + stride, total);
+    return cur;
+  }
 };
 
 //! Codes of 2, 4 and 8 bits are staged (one aligned 4/8/16-byte copy); odd widths are read
@@ -859,12 +876,11 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequanti
   // trip ahead.
   codes_prefetch<C> next;
   const std::int64_t c0 = warp_first_chunk();
-  if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
+  next.load_first_dense(a, c0, lane, total);
   const std::int64_t rest = dense_span_trips<true>(
       static_cast<const float*>(acc), c0, a.dense_chunks, buf,
       [&](uint4* span, std::int64_t c, const raw16<float>& old) {
-        const codes_prefetch<C> cur = next;
-        if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
+        const codes_prefetch<C> cur = next.take_dense(a, c, lane, stride, total);
         float v[chunk_elems];
         add(cur.w, cur.params(), old, v);
         put_chunk(span, pack_raw16<float>(v)); // the sums go out through the same span
@@ -926,11 +942,10 @@ __global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize
   // trip ahead. A trip's blocks are not the next trip's, so loading those early is safe.
   codes_prefetch<C> next;
   const std::int64_t c0 = warp_first_chunk();
-  if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
+  next.load_first_dense(a, c0, lane, total);
   const std::int64_t rest = dense_span_trips(
       x, c0, a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
-        const codes_prefetch<C> cur = next;
-        if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
+        const codes_prefetch<C> cur = next.take_dense(a, c, lane, stride, total);
         block_work(dense_pos(a.g, c), c, cur.w, cur.params(), raw, true);
       });
   pipelined_chunks<buf.stages>(

@@ -211,7 +211,7 @@ AGOQ_DEVICE void fence_proxy_async() {
 }
 
 //! Lane's chunk of a span: its U units, read (put) by the lane itself.
-template <int U> AGOQ_DEVICE uint4* lane_chunk(uint4* span) {
+template <int U, class Unit> AGOQ_DEVICE Unit* lane_chunk(Unit* span) {
   return span + (threadIdx.x & 31) * U;
 }
 
