@@ -4,7 +4,9 @@
 // ncclUniqueId passed through a pipe). Every algorithm, fp32/bf16, awkward counts: outputs
 // bitwise identical across ranks AND bitwise identical to the same schedule over the in-process
 // host transport (agoq::ref); relative L2 error against an fp64 reference; average; in place;
-// stochastic rounding; several chunks; other wire formats; CUDA graph capture; argument errors.
+// stochastic rounding; several chunks; the pipelined two-shot (many chunks, the default chunk of
+// a large message, graph capture, the transport's overlap switched off, two calls back to back
+// on one stream and workspace); other wire formats; CUDA graph capture; argument errors.
 #include "common/accuracy.hpp"
 #include "gpu/gpu_test.cuh"
 
@@ -209,7 +211,11 @@ protected:
   }
 };
 
-enum class mode { eager, in_place, graph };
+//! eager: out of place; in_place; graph: captured in a CUDA graph, then launched; serial: the
+//! schedule called directly with nccl_transport's overlap off (every transfer on the caller's
+//! stream); twice: a first call on other input (0x3C bytes) and, without synchronizing, the input
+//! uploaded on the stream and a second call with the same stream and workspace (the result).
+enum class mode { eager, in_place, graph, serial, twice };
 
 //! Runs agoq::allreduce on every GPU, one host thread per rank; returns every rank's output.
 //! A rank that fails to enqueue makes every rank abort instead of waiting forever.
@@ -253,7 +259,20 @@ grid_t gpu_allreduce(const grid_t& in, std::int64_t count, const allreduce_confi
           AGOQ_CUDA_TRY(cudaGraphInstantiate(&exec, graph, 0));
           AGOQ_CUDA_TRY(cudaGraphDestroy(graph));
           AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+        } else if (m == mode::serial) {
+          agoq::nccl_transport tr(comm, stream, /*overlap=*/false);
+          agoq::cuda_executor ex(stream);
+          agoq::allreduce(static_cast<const T*>(x.ptr), dst, count, cfg, ws.ptr, wsb, tr, ex);
         } else {
+          if (m == mode::twice) {
+            AGOQ_CUDA_TRY(cudaMemsetAsync(x.ptr, 0x3C, hx.size() * sizeof(T), stream));
+            const agoq::status s0 =
+                agoq::allreduce(x.ptr, dst, count, cfg, ws.ptr, wsb, comm, stream);
+            if (s0 != agoq::status::success)
+              throw std::runtime_error(std::string("allreduce (first): ") + agoq::to_string(s0));
+            AGOQ_CUDA_TRY(cudaMemcpyAsync(x.ptr, hx.data(), hx.size() * sizeof(T),
+                                          cudaMemcpyHostToDevice, stream));
+          }
           const agoq::status s = agoq::allreduce(x.ptr, dst, count, cfg, ws.ptr, wsb, comm, stream);
           if (s != agoq::status::success)
             throw std::runtime_error(std::string("allreduce: ") + agoq::to_string(s) + ": " +
@@ -418,6 +437,53 @@ TEST_F(Allreduce, CapturedInCudaGraph) {
     check_against_host<__nv_bfloat16>(in, count, with(a, 128 * 2000), mode::graph);
     if (::testing::Test::HasFatalFailure()) return;
   }
+}
+
+// The pipelined two-shot: many chunks (a tiny chunk), a few, and one; f32 and bf16; sum and
+// average; stochastic rounding (per-chunk seeds and indices); out of place, in place, in a CUDA
+// graph, with the overlap off, and twice back to back on one stream and workspace.
+TEST_F(Allreduce, PipelinedTwoShotMatchesHostTransport) {
+  AGOQ_REQUIRE_DEVICE();
+  const int w = world_size();
+  const std::int64_t count = 1000003;
+  const auto in32 = make_inputs<float>(w, count, 83);
+  const auto in16 = make_inputs<__nv_bfloat16>(w, count, 89);
+  int k = 0;
+  for (std::int64_t chunk : {std::int64_t(128 * 16), std::int64_t(128 * 300), std::int64_t(0)})
+    for (mode m : {mode::eager, mode::in_place, mode::graph, mode::serial, mode::twice}) {
+      allreduce_config c = with(algorithm::two_shot, chunk);
+      if (k % 3 == 1) c.op = agoq::reduce_op::average;
+      if (k % 4 == 2) {
+        c.rounding = agoq::rounding::stochastic;
+        c.seed = 4242 + std::uint64_t(k);
+      }
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + " mode " + std::to_string(int(m)) + " cfg " +
+                   [&] {
+                     std::ostringstream os;
+                     os << c;
+                     return os.str();
+                   }());
+      const double eb = c.rounding == agoq::rounding::stochastic ? 0.02 : -1.0;
+      if (k++ % 2)
+        check_against_host<float>(in32, count, c, m, eb);
+      else
+        check_against_host<__nv_bfloat16>(in16, count, c, m, eb);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+}
+
+// A message large enough for the default chunk to pipeline (several chunks of
+// pipeline_min_chunk_elements or more per shard).
+TEST_F(Allreduce, DefaultChunkPipelinesALargeMessage) {
+  AGOQ_REQUIRE_DEVICE();
+  const int w = world_size();
+  const std::int64_t count = std::int64_t(w) * 3 * agoq::pipeline_min_chunk_elements + 1001;
+  const allreduce_config c = with(algorithm::auto_select);
+  const agoq::partition p = agoq::make_partition(count, c, w);
+  ASSERT_GE(p.chunks(p.max_shard()), 3);
+  ASSERT_EQ(agoq::resolve_algorithm(c, count, agoq::element_type::bf16, w), algorithm::two_shot);
+  check_against_host<__nv_bfloat16>(make_inputs<__nv_bfloat16>(w, count, 101), count, c,
+                                    mode::in_place);
 }
 
 TEST_F(Allreduce, BadArgumentsReturnInvalidArgumentNamingIt) {
