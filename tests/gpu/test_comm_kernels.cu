@@ -36,6 +36,9 @@ std::vector<unsigned char> make_messages(int w, std::int64_t n, const quant_spec
     for (auto& v : x)
       v = nd(gen) * (1.0f + 0.5f * float(j));
     if (n > 40) std::fill(x.begin() + 3, x.begin() + 3 + 37, 0.0f); // an all-zero run
+    // a whole block of zeros in every message: its sum is 0, so the requantized block has a zero
+    // scale (the encoders' per-element path)
+    if (n >= 2 * s.block) std::fill(x.begin() + s.block, x.begin() + 2 * s.block, 0.0f);
     agoq::ref::quantize(x.data(), agoq::message_view(buf.data() + std::size_t(j) * stride, n, s),
                         std::uint64_t(j) + 1);
   }
@@ -80,7 +83,7 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
               const std::size_t mb = agoq::message_bytes(s, n);
               device_buffer<unsigned char> dout(mb + 64);
               device_buffer<__nv_bfloat16> dy(static_cast<std::size_t>(n) + 8);
-              device_buffer<float> dyf(static_cast<std::size_t>(n));
+              device_buffer<float> dyf(static_cast<std::size_t>(n) + 8);
               for (float divisor : {1.0f, float(w) + 2.0f}) {
                 const std::uint64_t seed = 99 + std::uint64_t(w);
                 // host: the unfused sequence
@@ -93,11 +96,14 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
                 hex.quantize(static_cast<const float*>(acc.data()), n, want.data(), s, seed);
                 std::vector<__nv_bfloat16> want_y(static_cast<std::size_t>(n));
                 hex.store(static_cast<const float*>(acc.data()), n, want_y.data());
-                // GPU: one kernel each (bf16 output at an odd element offset: scalar stores)
+                // GPU: one kernel each (bf16 output 16-byte aligned for one divisor: vector
+                // stores of full chunks; at an odd element offset for the other: scalar stores)
                 dout.fill_bytes(0x77);
+                dy.fill_bytes(0x5C);
+                dyf.fill_bytes(0x5C);
                 gex.reduce_quantize(dmsgs.ptr, stride, w, n, s, divisor,
                                     agoq::message_view(dout.ptr, n, s), seed);
-                __nv_bfloat16* y = dy.ptr + (n % 2);
+                __nv_bfloat16* y = dy.ptr + (divisor == 1.0f ? 0 : 1);
                 gex.reduce_store(dmsgs.ptr, stride, w, n, s, divisor, y);
                 gex.reduce_store(dmsgs.ptr, stride, w, n, s, divisor, dyf.ptr);
                 AGOQ_CUDA_TRY(cudaDeviceSynchronize());
@@ -106,10 +112,16 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
                     << "codes/scales differ, divisor " << divisor;
                 for (std::size_t i = mb; i < mb + 64; ++i)
                   ASSERT_EQ(got[i], 0x77) << "wrote past the message";
-                const auto got_y = download_n(y, std::size_t(n));
+                const auto got_y = download_n(y, std::size_t(n) + 1);
                 ASSERT_EQ(std::memcmp(got_y.data(), want_y.data(), want_y.size() * 2), 0);
-                const auto got_f = download_n(dyf.ptr, std::size_t(n));
+                const auto got_f = download_n(dyf.ptr, std::size_t(n) + 1);
                 ASSERT_EQ(std::memcmp(got_f.data(), acc.data(), acc.size() * 4), 0);
+                unsigned short past_y = 0;
+                unsigned past_f = 0;
+                std::memcpy(&past_y, &got_y[std::size_t(n)], 2);
+                std::memcpy(&past_f, &got_f[std::size_t(n)], 4);
+                ASSERT_EQ(past_y, 0x5C5Cu) << "reduce_store<bf16> wrote past y[n - 1]";
+                ASSERT_EQ(past_f, 0x5C5C5C5Cu) << "reduce_store<float> wrote past y[n - 1]";
                 ++cases;
               }
             }
@@ -170,6 +182,10 @@ template <class T> void many_jobs(const quant_spec& s) {
                           std::size_t(lens[j]) * sizeof(T)),
               0)
         << "dequantized values";
+    const auto* past = reinterpret_cast<const unsigned char*>(hy.data() + xoff[std::size_t(j)] +
+                                                              std::size_t(lens[j]));
+    for (std::size_t b = 0; b < sizeof(T); ++b)
+      ASSERT_EQ(past[b], 0x33) << "dequantize_many wrote past the job's output";
   }
 }
 

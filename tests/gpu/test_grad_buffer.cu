@@ -195,6 +195,8 @@ TEST(GradBuffer, AllreduceAndReduceScatterOnCodesAreBitwiseIdenticalAndMatchHost
       AGOQ_TRY(g.zero(s));
       device_buffer<float> x(static_cast<std::size_t>(l.params));
       x.upload(normal(std::size_t(l.params), 7u + std::uint32_t(r)));
+      // the upload ran on the legacy stream, which the non-blocking `s` does not wait for
+      AGOQ_CUDA_TRY(cudaDeviceSynchronize());
       AGOQ_TRY(g.accumulate(0, x.ptr, l.params, s));
       std::size_t wsb = 0;
       for (std::int64_t b = 0; b < g.bucket_count(); ++b)
