@@ -10,10 +10,14 @@
 //   and once running communication as early as allowed. A missing wait would read data that is
 //   not there yet (the workspace is poisoned), so the outputs must equal the plain host
 //   transport's bit for bit; the mark protocol (record again only after a wait) is checked too;
-// - the batched quantize_many / dequantize_many path equals the one-call-per-job fallback.
+// - the batched quantize_many / dequantize_many path equals the one-call-per-job fallback;
+// - the gradient-bucket collectives (grad/collective.hpp: the pipelined two-shot with gather, and
+//   the reduce-scatter half whose `done` copies each chunk out) under the same adversarial orders.
 #include "agoq/comm/host_transport.hpp"
 #include "agoq/comm/schedule.hpp"
 #include "agoq/comm/workspace.hpp"
+#include "agoq/grad/collective.hpp"
+#include "agoq/grad/layout.hpp"
 #include "common/accuracy.hpp"
 
 #include <cuda_bf16.h>
@@ -313,10 +317,12 @@ static_assert(!agoq::detail::has_quantize_many<deferred_executor<false>, float>:
 using grid_t = std::vector<std::vector<float>>;
 
 //! Every rank's output of the all-reduce: plain host transport (deferred = false), or through
-//! the deferred queues run under `p`. `forks` receives rank 0's number of forks.
+//! the deferred queues run under `p`. `forks` receives rank 0's number of forks. `twice`: a first
+//! call on other input (the bf16 bit pattern 0x3C3C) is issued into the same queues with the same
+//! workspace and output before the real one, as back-to-back calls on one stream.
 template <bool Batched>
 grid_t run(const grid_t& in, std::int64_t count, const allreduce_config& cfg, bool deferred,
-           policy p, int* forks = nullptr, int* batches = nullptr) {
+           policy p, int* forks = nullptr, int* batches = nullptr, bool twice = false) {
   const int world = int(in.size());
   grid_t out(static_cast<std::size_t>(world));
   agoq::host_run(world, [&](agoq::host_transport& tr, agoq::host_executor& hex) {
@@ -330,6 +336,9 @@ grid_t run(const grid_t& in, std::int64_t count, const allreduce_config& cfg, bo
       deferred_queues q;
       deferred_transport dtr(tr, q);
       deferred_executor<Batched> dex(q);
+      std::vector<__nv_bfloat16> other(x.size());
+      std::memset(static_cast<void*>(other.data()), 0x3C, other.size() * sizeof(__nv_bfloat16));
+      if (twice) agoq::allreduce(other.data(), y.data(), count, cfg, ws.p, wsb, dtr, dex);
       agoq::allreduce(x.data(), y.data(), count, cfg, ws.p, wsb, dtr, dex);
       q.run(p);
       if (r == 0 && forks) *forks = q.forks();
@@ -370,6 +379,26 @@ TEST(CommPipeline, DeclaredOrderingSufficesUnderAdversarialQueueOrders) {
         }
 }
 
+// Two pipelined calls back to back on one workspace and output, deferred into the same queues:
+// fork and join alone must keep the second call's writes (quantized pieces, received pieces,
+// the output) behind the first call's reads and transfers.
+TEST(CommPipeline, BackToBackCallsShareTheWorkspaceSafely) {
+  for (int w : {2, 3})
+    for (policy pol : {policy::compute_first, policy::comm_first}) {
+      SCOPED_TRACE("w " + std::to_string(w) +
+                   (pol == policy::compute_first ? " compute first" : " comm first"));
+      const std::int64_t count = 128 * 37 + 9;
+      allreduce_config c;
+      c.algo = algorithm::two_shot;
+      c.chunk = 256;
+      const auto in = agoq_test::make_inputs<__nv_bfloat16>(w, count, 17);
+      const grid_t want = run<false>(in, count, c, false, policy::compute_first);
+      int forks = 0;
+      ASSERT_EQ(run<true>(in, count, c, true, pol, &forks, nullptr, /*twice=*/true), want);
+      EXPECT_EQ(forks, 2);
+    }
+}
+
 TEST(CommPipeline, BatchedJobsEqualOneCallPerJob) {
   for (algorithm a : {algorithm::two_shot, algorithm::one_shot, algorithm::ring, algorithm::tree})
     for (int w : {1, 3, 4}) {
@@ -385,6 +414,90 @@ TEST(CommPipeline, BatchedJobsEqualOneCallPerJob) {
       if (a == algorithm::two_shot || a == algorithm::one_shot) {
         EXPECT_GT(batches, 0);
       }
+    }
+}
+
+//! The Backend of grad/collective.hpp (buffer copies and codecs) deferred into the compute queue:
+//! in the CUDA backend these are stream operations on the executor's stream.
+class deferred_backend {
+public:
+  explicit deferred_backend(deferred_queues& q) : m_q(&q) {}
+  void copy(void* dst, const void* src, std::size_t bytes) {
+    m_q->push(0, [=, b = &m_be] { b->copy(dst, src, bytes); });
+  }
+  void decode(agoq::const_quantized_view v, float* acc) {
+    m_q->push(0, [=, b = &m_be] { b->decode(v, acc); });
+  }
+  void decode_add(agoq::const_quantized_view v, float* acc) {
+    m_q->push(0, [=, b = &m_be] { b->decode_add(v, acc); });
+  }
+  void quantize(const float* acc, agoq::quantized_view v, std::uint64_t seed) {
+    m_q->push(0, [=, b = &m_be] { b->quantize(acc, v, seed); });
+  }
+
+private:
+  deferred_queues* m_q;
+  agoq::host_buffer_backend m_be;
+};
+
+//! Every rank's bucket bytes after grad_allreduce (scatter = false) or grad_reduce_scatter, over
+//! the plain host transport or through the deferred queues run under `p`.
+std::vector<std::vector<unsigned char>> run_grad(const agoq::grad_layout& l, int world,
+                                                 const agoq::grad_comm_config& opt, bool scatter,
+                                                 bool deferred, policy p) {
+  std::vector<std::vector<unsigned char>> out(static_cast<std::size_t>(world));
+  agoq::host_run(world, [&](agoq::host_transport& tr, agoq::host_executor& hex) {
+    const int r = tr.rank();
+    aligned_bytes mem(l.total_bytes());
+    std::mt19937 gen(555u + 31u * std::uint32_t(r));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x(static_cast<std::size_t>(l.params));
+    for (auto& v : x)
+      v = nd(gen);
+    agoq::ref::quantize(x.data(), l.view(mem.p));
+    const std::size_t wsb =
+        scatter ? agoq::grad_reduce_scatter_workspace_size(l.params, l.spec, opt, world)
+                : agoq::grad_allreduce_workspace_size(l.params, l.spec, opt, world);
+    aligned_bytes ws(wsb, 0xA5);
+    if (deferred) {
+      deferred_queues q;
+      deferred_transport dtr(tr, q);
+      deferred_executor<false> dex(q);
+      deferred_backend dbe(q);
+      if (scatter)
+        agoq::grad_reduce_scatter(l.view(mem.p), opt, ws.p, wsb, dtr, dex, dbe);
+      else
+        agoq::grad_allreduce(l.view(mem.p), opt, ws.p, wsb, dtr, dex, dbe);
+      q.run(p);
+    } else {
+      agoq::host_buffer_backend be;
+      if (scatter)
+        agoq::grad_reduce_scatter(l.view(mem.p), opt, ws.p, wsb, tr, hex, be);
+      else
+        agoq::grad_allreduce(l.view(mem.p), opt, ws.p, wsb, tr, hex, be);
+    }
+    out[std::size_t(r)].assign(mem.bytes(), mem.bytes() + l.total_bytes());
+  });
+  return out;
+}
+
+TEST(CommPipeline, GradCollectivesUnderAdversarialQueueOrders) {
+  for (int w : {1, 2, 3, 4})
+    for (bool scatter : {false, true}) {
+      SCOPED_TRACE("w " + std::to_string(w) + (scatter ? " reduce_scatter" : " allreduce"));
+      agoq::grad_layout l;
+      l.params = 128 * 41 + 5; // a partial tail block; several chunks per shard
+      l.bucket_elems = 128 * 42; // one bucket (the view below is the whole space)
+      agoq::grad_comm_config opt;
+      opt.algo = algorithm::two_shot;
+      opt.chunk = 256;
+      const agoq::partition part =
+          agoq::make_partition(l.params, agoq::grad_allreduce_config(l.spec, opt, l.params, w), w);
+      ASSERT_GT(part.chunks(part.max_shard()), 1) << "the case must pipeline";
+      const auto want = run_grad(l, w, opt, scatter, false, policy::compute_first);
+      for (policy pol : {policy::compute_first, policy::comm_first})
+        ASSERT_EQ(run_grad(l, w, opt, scatter, true, pol), want)
+            << (pol == policy::compute_first ? "compute first" : "comm first");
     }
 }
 
