@@ -32,16 +32,16 @@
 
 #include <agoq/comm/allreduce.cuh>
 
+#include "common/thread_barrier.hpp"
+
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <nccl.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -264,28 +264,7 @@ options parse(int argc, char** argv) {
 
 // ---- ranks ---------------------------------------------------------------------------------
 
-class thread_barrier {
-public:
-  explicit thread_barrier(int n) : m_n(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    const std::uint64_t gen = m_gen;
-    if (++m_arrived == m_n) {
-      m_arrived = 0;
-      ++m_gen;
-      m_cv.notify_all();
-      return;
-    }
-    m_cv.wait(lock, [&] { return m_gen != gen; });
-  }
-
-private:
-  int m_n;
-  int m_arrived = 0;
-  std::uint64_t m_gen = 0;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-};
+using agoq_test::thread_barrier;
 
 struct shared_state {
   int world = 0;

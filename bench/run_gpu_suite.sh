@@ -13,22 +13,23 @@ set -uo pipefail
 export NCCL_NVLS_ENABLE=0 # NVLink multicast stays off on shared machines
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
-what=${*:-all}
+what=" ${*:-all} "
+want() { [[ $what == *" $1 "* || (${2:-} == all && $what == *" all "*) ]]; } # want STAGE [all]
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" ${AGOQ_BUILD_TARGETS:+--target $AGOQ_BUILD_TARGETS} > "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
 rc=0
-if [[ $what == *all* || $what == *tests* ]]; then
+if want tests all; then
   AGOQ_REQUIRE_GPU=1 ctest --test-dir build-gpu -j8 --output-on-failure > "$out/ctest.log" 2>&1 || rc=1
   tail -15 "$out/ctest.log"
 fi
-if [[ $what == *gtests* ]]; then
+if want gtests; then
   AGOQ_REQUIRE_GPU=1 build-gpu/tests/agoq_gpu_tests > "$out/gtests.log" 2>&1 || rc=1
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$out/gtests.log" | tail -6
   grep -E "^\[  FAILED  \]" "$out/gtests.log" | head -20
 fi
-if [[ $what == *all* || $what == *sanitize* ]]; then
+if want sanitize all; then
   for tool in memcheck racecheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/agoq_gpu_tests \
       --gtest_filter='*int8_b128_bf16*:*int4_asym_b32_f16*:*fp8_e4m3_b256_f32*:*fp4_e2m1_b64_bf16*:*int5_b128_f32*:quantize_gpu.*' \
@@ -36,29 +37,34 @@ if [[ $what == *all* || $what == *sanitize* ]]; then
     tail -4 "$out/sanitize-$tool.log"
   done
 fi
-if [[ $what == *all* || $what == *bench* ]]; then
+if want bench all; then
   build-gpu/bench/agoq_quantize_bench --benchmark_counters_tabular=true \
     --benchmark_filter="${AGOQ_BENCH_FILTER:-.}" \
     > "$out/quantize_bench.txt" 2> "$out/quantize_bench.err" || rc=1
   cat "$out/quantize_bench.txt"
 fi
-if [[ $what == *all* || $what == *torch* ]]; then
+if want torch all; then
   PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib ${AGOQ_TORCH_MIB:-256 1024} > "$out/torch_compile.txt" 2>&1 || rc=1
   cat "$out/torch_compile.txt"
 fi
-if [[ $what == *all* || $what == *grad* ]]; then
+if want grad all; then
   build-gpu/bench/agoq_grad_buffer_bench --benchmark_counters_tabular=true \
     --benchmark_filter="${AGOQ_GRAD_FILTER:-.}" > "$out/grad_buffer_bench.txt" 2>&1 || rc=1
   cat "$out/grad_buffer_bench.txt"
 fi
-if [[ $what == *profile* ]]; then # one launch of each main kernel, 256 MiB of bf16
-  for b in quantize/int8_b128 quantize/fp8_e4m3_b128 dequantize/int8_b128 accumulate_requantize/int8_b128; do
-    ncu --launch-skip 3 --launch-count 1 --section SpeedOfLight --section Occupancy \
-      --section ComputeWorkloadAnalysis --section InstructionStats --section WarpStateStats \
-      build-gpu/bench/agoq_quantize_bench --benchmark_filter="bm_$b/268435456" \
-      --benchmark_min_time=0.01s > "$out/ncu-${b//\//-}.txt" 2>&1 || rc=1
+if want profile; then # one launch of each main kernel, 256 MiB of bf16, boost clocks
+  for b in ${AGOQ_PROFILE_KERNELS:-quantize/int8_b128 quantize/fp8_e4m3_b128 dequantize/int8_b128 accumulate_requantize/int8_b128}; do
+    n=ncu-${b//\//-}
+    ncu --clock-control none --launch-skip 3 --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section ComputeWorkloadAnalysis --section InstructionStats \
+      --section WarpStateStats --section MemoryWorkloadAnalysis --section SourceCounters \
+      -o "$out/$n" build-gpu/bench/agoq_quantize_bench --benchmark_filter="bm_$b/268435456" \
+      --benchmark_min_time=0.01s > "$out/$n.log" 2>&1 || rc=1
+    ncu -i "$out/$n.ncu-rep" --print-details all > "$out/$n.txt" 2>&1
+    # executed instructions and stall samples per SASS line, for the hot-loop analysis
+    ncu -i "$out/$n.ncu-rep" --page source --print-source sass --csv > "$out/$n-sass.csv" 2>&1
     echo "== ncu $b"
-    grep -E "Duration|Compute \(SM\) Th|DRAM Th|Executed Ipc A|Issue Slots Busy|Achieved Occ|Warp Cycles Per Issued|Executed Instructions  " "$out/ncu-${b//\//-}.txt"
+    grep -E "Duration|Compute \(SM\) Th|DRAM Th|Executed Ipc A|Issue Slots Busy|Achieved Occ|Warp Cycles Per Issued|Executed Instructions  |Stall" "$out/$n.txt" | head -40
   done
 fi
 exit $rc

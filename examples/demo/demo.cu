@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // agoq demo: runs what this machine allows and says so. Without a GPU it runs the host paths
-// (the reference quantizers on a real-sized tensor); with GPUs it also runs the kernels on every
-// visible GPU, checks them against the reference bit for bit and prints GB/s and the fraction of
-// a device-to-device copy. Exits non-zero if any check fails.
+// (the reference quantizers on a real-sized tensor, the activation plan, the all-reduce schedules
+// over simulated ranks); with GPUs it also runs the kernels on every visible GPU, checks them
+// against the reference bit for bit and prints GB/s and the fraction of a device-to-device copy,
+// and (with NCCL) runs the 8-bit all-reduce over all of them next to NCCL's bf16 all-reduce.
+// Exits non-zero if any check fails.
 #include <agoq/agoq.cuh>
 #include <agoq/comm/host_transport.hpp>
 #include <agoq/comm/schedule.hpp>
 #include <agoq/comm/workspace.hpp>
+
+#include "allreduce_vs_nccl.cuh"
 
 #include <chrono>
 #include <cmath>
@@ -176,6 +180,28 @@ void gpu_quantizers(int device, const std::vector<float>& x) {
   cudaFree(d_x), cudaFree(d_y), cudaFree(d_q);
 }
 
+#if AGOQ_HAS_NCCL()
+//! The 8-bit all-reduce over every visible GPU (one thread each) next to NCCL's bf16 all-reduce.
+void gpu_allreduce(int devices) {
+  const std::int64_t count = std::int64_t(1) << 24; // 32 MiB of bf16 per rank
+  std::printf("\n[%d GPU(s)] 8-bit all-reduce (INT8 wire, fp32 sums) vs NCCL bf16, %lld bf16 values"
+              " per rank\n", devices, (long long)count);
+  const agoq_examples::all_gpus_result r = agoq_examples::run_all_gpus(devices, count, 10);
+  if (!r.error.empty()) {
+    std::printf("  %s\n", r.error.c_str());
+    check(false, "the all-reduce ran on every GPU");
+    return;
+  }
+  std::printf("  %-22s %10s %12s\n", "", "time (ms)", "rel L2 err");
+  std::printf("  %-22s %10.3f %12.3e\n", "NCCL bf16", r.rank0.nccl_ms, r.rank0.nccl_err);
+  std::printf("  %-22s %10.3f %12.3e\n", "agoq int8 (fp32 acc)", r.rank0.agoq_ms, r.rank0.agoq_err);
+  std::printf("  agoq vs NCCL bf16: %.2fx the speed; every rank bitwise identical: %s\n",
+              r.rank0.nccl_ms / r.rank0.agoq_ms, r.identical ? "yes" : "NO");
+  check(r.identical, "every rank holds the same bits after the GPU all-reduce");
+  check(r.rank0.agoq_err < 2e-2, "the GPU all-reduce error stays below 2e-2");
+}
+#endif
+
 } // namespace
 
 int main() {
@@ -195,6 +221,11 @@ int main() {
     std::printf("\nno GPU visible: ran the host paths only (kernels need a GPU of CC >= 8.0)\n");
   } else {
     for (int d = 0; d < devices; ++d) gpu_quantizers(d, x);
+#if AGOQ_HAS_NCCL()
+    gpu_allreduce(devices);
+#else
+    std::printf("\nbuilt without NCCL: the GPU all-reduce is not part of this run\n");
+#endif
   }
   std::printf("\n%s (%d failed checks)\n", failures ? "FAILED" : "all checks passed", failures);
   return failures ? 1 : 0;

@@ -8,6 +8,7 @@
 // a large message, graph capture, the transport's overlap switched off, two calls back to back
 // on one stream and workspace); other wire formats; CUDA graph capture; argument errors.
 #include "common/accuracy.hpp"
+#include "common/thread_barrier.hpp"
 #include "gpu/gpu_test.cuh"
 
 #include <agoq/agoq.cuh>
@@ -32,14 +33,12 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <random>
 #include <sstream>
@@ -130,29 +129,7 @@ grid_t host_allreduce(const grid_t& in, std::int64_t count, const allreduce_conf
   return out;
 }
 
-//! A reusable barrier for the rank threads (C++17 has no std::barrier).
-class thread_barrier {
-public:
-  explicit thread_barrier(int n) : m_n(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    const std::uint64_t gen = m_gen;
-    if (++m_arrived == m_n) {
-      m_arrived = 0;
-      ++m_gen;
-      m_cv.notify_all();
-      return;
-    }
-    m_cv.wait(lock, [&] { return m_gen != gen; });
-  }
-
-private:
-  int m_n;
-  int m_arrived = 0;
-  std::uint64_t m_gen = 0;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-};
+using agoq_test::thread_barrier;
 
 //! Every visible GPU as one NCCL world in this process (ncclCommInitAll), shared by the tests.
 struct gpu_world {
@@ -248,9 +225,8 @@ grid_t gpu_allreduce(const grid_t& in, std::int64_t count, const allreduce_confi
         const std::size_t wsb = agoq::allreduce_workspace_size<T>(count, cfg, comm);
         device_buffer<unsigned char> ws(wsb + 256);
         ws.fill_bytes(0xCD);
-        // upload() and fill_bytes() run on the legacy default stream, which a non-blocking stream
-        // does not wait for (and a pageable upload may return before its last DMA lands): without
-        // this, the collective could read x or the poison could land on its workspace meanwhile.
+        // upload/fill_bytes ran on the legacy stream, which the non-blocking `stream` does not
+        // wait for (a pageable upload may even return before its data lands): finish them first
         AGOQ_CUDA_TRY(cudaDeviceSynchronize());
         T* dst = m == mode::in_place ? x.ptr : y.ptr;
         cudaGraphExec_t exec = nullptr;

@@ -6,7 +6,9 @@
 
 #include <agoq/agoq.cuh>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -70,13 +72,15 @@ std::vector<combo> all_combos() {
   return v;
 }
 
-//! Device output buffers with a poisoned guard zone past the end.
+//! Device output buffers with a poisoned guard zone past the end. The codes start `off` bytes
+//! into their allocation (odd-width codes may start at any byte).
 struct qbuffers {
-  size_t code_bytes, scale_bytes, zero_count;
+  size_t off, code_bytes, scale_bytes, zero_count;
   device_buffer<std::uint8_t> codes, scales;
   device_buffer<float> zeros;
-  qbuffers(const quant_spec& s, std::int64_t rows, std::int64_t cols)
-      : code_bytes(agoq::codes_bytes(s, rows, cols)), scale_bytes(agoq::scales_bytes(s, rows, cols)),
+  qbuffers(const quant_spec& s, std::int64_t rows, std::int64_t cols, size_t codes_offset = 0)
+      : off(codes_offset), code_bytes(off + agoq::codes_bytes(s, rows, cols)),
+        scale_bytes(agoq::scales_bytes(s, rows, cols)),
         zero_count(s.symmetric ? 0 : size_t(agoq::scales_count(s, rows, cols))),
         codes(code_bytes + kGuard), scales(scale_bytes + kGuard), zeros(zero_count + kGuard) {
     codes.fill_bytes(kPoison);
@@ -84,7 +88,7 @@ struct qbuffers {
     zeros.fill_bytes(kPoison);
   }
   agoq::quantized_view view(const quant_spec& s, std::int64_t rows, std::int64_t cols) {
-    return {codes.ptr, scales.ptr, s.symmetric ? nullptr : zeros.ptr, rows, cols, s};
+    return {codes.ptr + off, scales.ptr, s.symmetric ? nullptr : zeros.ptr, rows, cols, s};
   }
 };
 
@@ -116,30 +120,42 @@ template <class T> std::string type_name() {
 }
 
 //! Quantize + dequantize + dequantize_accumulate + accumulate_requantize of one shape and spec,
-//! each compared with the host reference bit for bit.
+//! each compared with the host reference bit for bit. The outputs of dequantize and
+//! dequantize_accumulate have leading dimension cols + out_pad (poisoned gaps when out_pad > 0).
+//! The codes start codes_offset bytes into their buffer; x, y and the accumulator start
+//! elem_offset elements into theirs (1: not 16-byte aligned, so no vector or span accesses).
 template <class T>
 void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
-                std::uint64_t seed) {
+                std::uint64_t seed, std::int64_t out_pad = 3, size_t codes_offset = 0,
+                size_t elem_offset = 0) {
   SCOPED_TRACE(::testing::Message() << spec << " " << type_name<T>() << " rows=" << rows
-                                    << " cols=" << cols << " ld=" << ld);
+                                    << " cols=" << cols << " ld=" << ld << " out_pad=" << out_pad
+                                    << " codes_offset=" << codes_offset
+                                    << " elem_offset=" << elem_offset);
   const std::vector<float> xf = make_data(rows, ld, spec.block, unsigned(cols * 31 + rows));
   const std::vector<T> x = convert<T>(xf);
-  device_buffer<T> d_x(x.size());
-  d_x.upload(x);
+  std::vector<T> x_buf(x.size() + elem_offset);
+  std::copy(x.begin(), x.end(), x_buf.begin() + std::ptrdiff_t(elem_offset));
+  device_buffer<T> d_x_buf(x_buf.size());
+  d_x_buf.upload(x_buf);
+  T* const d_x = d_x_buf.ptr + elem_offset;
 
   // Host reference.
-  qbuffers dev(spec, rows, cols);
-  std::vector<std::uint8_t> h_codes(dev.code_bytes), h_scales(dev.scale_bytes);
+  qbuffers dev(spec, rows, cols, codes_offset);
+  std::vector<std::uint8_t> h_codes(dev.code_bytes - dev.off), h_scales(dev.scale_bytes);
   std::vector<float> h_zeros(dev.zero_count);
   agoq::quantized_view hv{h_codes.data(), h_scales.data(),
                           spec.symmetric ? nullptr : h_zeros.data(), rows, cols, spec};
   agoq::ref::quantize(x.data(), ld, hv, seed);
 
   // quantize
-  AGOQ_TRY(agoq::quantize(d_x.ptr, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
+  AGOQ_TRY(agoq::quantize(d_x, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
   AGOQ_CUDA_TRY(cudaDeviceSynchronize());
   const auto g_codes = dev.codes.download(), g_scales = dev.scales.download();
-  ASSERT_EQ(0, std::memcmp(g_codes.data(), h_codes.data(), h_codes.size())) << "codes differ";
+  ASSERT_EQ(0, std::memcmp(g_codes.data() + dev.off, h_codes.data(), h_codes.size()))
+      << "codes differ";
+  for (size_t i = 0; i < dev.off; ++i)
+    ASSERT_EQ(g_codes[i], kPoison) << "codes written before their start";
   ASSERT_EQ(0, std::memcmp(g_scales.data(), h_scales.data(), h_scales.size())) << "scales differ";
   expect_guard(g_codes, dev.code_bytes, "codes");
   expect_guard(g_scales, dev.scale_bytes, "scales");
@@ -153,32 +169,36 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
 
   // dequantize into a poisoned, strided output: the gaps between rows must stay poisoned.
   const agoq::const_quantized_view cv(dev.view(spec, rows, cols));
-  const std::int64_t out_ld = cols + 3;
-  device_buffer<T> d_y(size_t(rows * out_ld) + 16);
+  const std::int64_t out_ld = cols + out_pad;
+  device_buffer<T> d_y(size_t(rows * out_ld) + 16 + elem_offset);
   d_y.fill_bytes(0x7f);
-  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr, out_ld, cudaStream_t{}));
+  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr + elem_offset, out_ld, cudaStream_t{}));
   std::vector<T> h_y(d_y.count);
   std::memset(static_cast<void*>(h_y.data()), 0x7f, h_y.size() * sizeof(T));
-  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data(), out_ld);
+  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data() + elem_offset, out_ld);
   const auto g_y = d_y.download();
   ASSERT_TRUE(same_values(g_y, h_y)) << "dequantize";
 
   // dequantize_accumulate with alpha into a prefilled fp32 accumulator.
-  std::vector<float> acc0(size_t(rows * out_ld) + 16);
+  std::vector<float> acc0(size_t(rows * out_ld) + 16 + elem_offset);
   for (size_t i = 0; i < acc0.size(); ++i) acc0[i] = float(int(i % 13)) * 0.25f;
   device_buffer<float> d_acc(acc0.size());
   d_acc.upload(acc0);
-  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr, out_ld, 0.5f, cudaStream_t{}));
-  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc0.data(), out_ld, 0.5f);
+  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr + elem_offset, out_ld, 0.5f, cudaStream_t{}));
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc0.data() + elem_offset,
+                                   out_ld, 0.5f);
   const auto g_acc = d_acc.download();
   ASSERT_TRUE(same_values(g_acc, acc0)) << "dequantize_accumulate";
 
   // accumulate_requantize: buf := quantize(dequantize(buf) + x), with another seed.
-  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x.ptr, ld, seed + 1,
+  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x, ld, seed + 1,
                                        cudaStream_t{}));
   agoq::ref::accumulate_requantize(hv, x.data(), ld, seed + 1);
   const auto g2_codes = dev.codes.download(), g2_scales = dev.scales.download();
-  ASSERT_EQ(0, std::memcmp(g2_codes.data(), h_codes.data(), h_codes.size())) << "acc codes";
+  ASSERT_EQ(0, std::memcmp(g2_codes.data() + dev.off, h_codes.data(), h_codes.size()))
+      << "acc codes";
+  for (size_t i = 0; i < dev.off; ++i)
+    ASSERT_EQ(g2_codes[i], kPoison) << "accumulate_requantize codes written before their start";
   ASSERT_EQ(0, std::memcmp(g2_scales.data(), h_scales.data(), h_scales.size())) << "acc scales";
   expect_guard(g2_codes, dev.code_bytes, "accumulate_requantize codes");
   if (!spec.symmetric) {
@@ -231,6 +251,13 @@ template <class T> void run_all_shapes(const param& p) {
       // 2-D: row-strided input, cols not a multiple of the block, ld not a multiple of 8.
       check_case<T>(spec, 37, 3 * b + 5, 3 * b + 5 + 11, 7);
       check_case<T>(spec, 5, 2 * b, 2 * b + 8, 9); // aligned rows: vector path
+      // contiguous rows of whole blocks (ld == cols, in and out): run as one row of 6 * 2b
+      check_case<T>(spec, 6, 2 * b, 2 * b, 13, 0);
+      // odd widths: codes from an odd address (byte accesses) as well as the usual even one
+      if (agoq::bits_of(p.c.fmt) % 2 == 1 || agoq::bits_of(p.c.fmt) == 6)
+        check_case<T>(spec, 1, 100003, 100003, 17, 3, 1);
+      // 1-D data one element off 16-byte alignment: lane-by-lane loads and stores throughout
+      check_case<T>(spec, 1, 20 * b + 7, 20 * b + 7, 19, 0, 0, 1);
       if (::testing::Test::HasFatalFailure()) return;
     }
   }
@@ -250,6 +277,18 @@ TEST(quantize_gpu, large_tensor_int8_bf16_vector_path) {
   AGOQ_REQUIRE_DEVICE();
   // 2^24 + 5 elements: many grid-stride iterations and a tail.
   check_case<__nv_bfloat16>(quant_spec{format::int8, 128}, 1, (1 << 24) + 5, (1 << 24) + 5, 3);
+}
+
+// Several grid-stride trips per thread on the other staging shapes: fp32 input (four 16-byte
+// pieces per chunk), E8M0 byte scales, and a contiguous 2-D tensor that runs as one row.
+TEST(quantize_gpu, large_tensors_fp32_e8m0_and_contiguous_2d) {
+  AGOQ_REQUIRE_DEVICE();
+  using agoq::format;
+  check_case<float>(quant_spec{format::fp8_e4m3, 32, agoq::scale_kind::e8m0}, 1, (1 << 22) + 7,
+                    (1 << 22) + 7, 5);
+  check_case<__half>(quant_spec{format::int4, 64, agoq::scale_kind::fp32,
+                                agoq::rounding::nearest_even, false},
+                     512, 4096, 4096, 6, 0);
 }
 
 TEST(quantize_gpu, refuses_bad_arguments_before_launch) {
@@ -303,6 +342,9 @@ TEST(quantize_gpu, graph_capture_replays_the_same_bits) {
   qbuffers q(spec, 1, n);
   cudaStream_t stream;
   AGOQ_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  // The uploads and memsets above ran on the legacy stream, which a non-blocking stream does not
+  // wait for (and a pageable upload may return before its data lands): finish them first.
+  AGOQ_CUDA_TRY(cudaDeviceSynchronize());
   cudaGraph_t graph;
   AGOQ_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
   AGOQ_TRY(agoq::quantize(d_x.ptr, q.view(spec, 1, n), 11, stream));

@@ -161,3 +161,96 @@ TEST(FormatInt, CodecBlockParams) {
 }
 
 } // namespace
+
+// The GPU integer encoders (quant/kernels.cuh, int_block_in_range) drop the clamp and the NaN
+// test for blocks whose scale is normal and finite, and round with t + 1.5 * 2^23 instead of a
+// conversion; the decoders rebuild q from the code the same way. These are the facts they rest
+// on, checked against the codecs the host reference uses.
+namespace {
+
+constexpr float kMagic = 12582912.0f; // 1.5 * 2^23
+constexpr std::uint32_t kMagicBits = 0x4B400000u;
+
+bool normal_finite(float s) {
+  return s >= std::numeric_limits<float>::min() && s <= std::numeric_limits<float>::max();
+}
+
+//! |x * inv| < qmax + 1/2 for the block's extreme values, and the low N bits of
+//! bits(x * inv + 1.5 * 2^23) are the codec's code, for random blocks of every magnitude.
+template <agoq::format F> void check_symmetric_fast_path(agoq::scale_kind kind) {
+  using C = agoq::codec<F, true>;
+  std::mt19937 rng(static_cast<unsigned>(F) * 7u + static_cast<unsigned>(kind));
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  std::uniform_int_distribution<int> expo(-140, 120);
+  std::uniform_real_distribution<float> frac(-1.0f, 1.0f);
+  constexpr std::uint32_t mask = (1u << C::bits) - 1u;
+  int checked = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const float amax = std::ldexp(mant(rng), expo(rng));
+    const agoq::block_params p = C::params(amax, kind);
+    if (!normal_finite(p.scale)) continue; // those blocks take the per-element path
+    ++checked;
+    for (float x : {amax, -amax, std::nextafter(amax, 0.0f), amax * frac(rng), amax * frac(rng)}) {
+      const float t = agoq::detail::mul_rn(x, p.inv);
+      ASSERT_LT(std::fabs(t), C::qmax + 0.5f) << amax << " " << x;
+      const std::uint32_t fast = agoq::detail::float_to_bits(agoq::detail::add_rn(t, kMagic)) & mask;
+      ASSERT_EQ(fast, std::uint32_t(C::encode(x, p)) & mask) << amax << " " << x;
+    }
+  }
+  EXPECT_GT(checked, 10000);
+}
+
+template <agoq::format F> void check_asymmetric_fast_path() {
+  using C = agoq::codec<F, false>;
+  std::mt19937 rng(static_cast<unsigned>(F) * 11u);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  std::uniform_int_distribution<int> expo(-120, 120);
+  std::uniform_real_distribution<float> u01(0.0f, 1.0f);
+  constexpr std::uint32_t mask = (1u << C::bits) - 1u;
+  for (int i = 0; i < 20000; ++i) {
+    const float a = std::ldexp(mant(rng), expo(rng)) * (u01(rng) < 0.5f ? -1.0f : 1.0f);
+    const float b = a + std::ldexp(mant(rng), expo(rng));
+    const float mn = std::fmin(a, b), mx = std::fmax(a, b);
+    const agoq::block_params p = C::params(mn, mx);
+    if (!normal_finite(p.scale)) continue;
+    for (float x : {mn, mx, mn + (mx - mn) * u01(rng)}) {
+      if (x < mn || x > mx) continue;
+      const float t = agoq::detail::mul_rn(agoq::detail::sub_rn(x, p.zero), p.inv);
+      ASSERT_GE(t, 0.0f);
+      ASSERT_LT(t, C::qmax + 0.5f) << mn << " " << mx << " " << x;
+      const std::uint32_t fast = agoq::detail::float_to_bits(agoq::detail::add_rn(t, kMagic)) & mask;
+      ASSERT_EQ(fast, std::uint32_t(C::encode(x, p)) & mask) << mn << " " << mx << " " << x;
+    }
+  }
+}
+
+} // namespace
+
+TEST(int_codec, nearest_codes_of_normal_scale_blocks_need_no_clamp) {
+  using agoq::format;
+  for (agoq::scale_kind k :
+       {agoq::scale_kind::fp32, agoq::scale_kind::pow2, agoq::scale_kind::e8m0}) {
+    check_symmetric_fast_path<format::int2>(k);
+    check_symmetric_fast_path<format::int4>(k);
+    check_symmetric_fast_path<format::int5>(k);
+    check_symmetric_fast_path<format::int8>(k);
+  }
+  check_asymmetric_fast_path<format::int2>();
+  check_asymmetric_fast_path<format::int4>();
+  check_asymmetric_fast_path<format::int8>();
+}
+
+TEST(int_codec, magic_number_decode_rebuilds_every_code) {
+  for (int bits : {4, 8}) {
+    const std::uint32_t half = 1u << (bits - 1), mask = (1u << bits) - 1u;
+    for (std::uint32_t code = 0; code <= mask; ++code) {
+      // symmetric: code XOR 2^(N-1) is q + 2^(N-1); asymmetric: the code is q
+      const float sym = agoq::detail::sub_rn(agoq::detail::bits_to_float(kMagicBits | (code ^ half)),
+                                             kMagic + float(half));
+      const int q = (code & half) ? int(code) - int(1u << bits) : int(code);
+      EXPECT_EQ(sym, float(q)) << bits << " " << code;
+      const float asym = agoq::detail::sub_rn(agoq::detail::bits_to_float(kMagicBits | code), kMagic);
+      EXPECT_EQ(asym, float(code)) << bits << " " << code;
+    }
+  }
+}

@@ -7,17 +7,19 @@
 //! The per-element math (scales, encode, decode, Philox) is the host reference's, from format/;
 //! the fast paths below (fp32 "magic" rounding instead of conversions, SIMD absmax, paired FP8
 //! conversion) give the same bits and are checked against the host reference by the GPU tests.
-//! Memory (quant/pipeline.cuh): when a warp's 32 chunks are back to back ("dense"), its big
-//! stream (the input of quantize, the accumulator, the output of dequantize) moves as one
-//! contiguous span with coalesced 16-byte accesses, transposed through shared memory; the small
-//! reads (codes, scales) are staged trips ahead with cp.async. Tails and strided rows go lane by
-//! lane.
+//! Memory (quant/pipeline.cuh): while a warp's 32 chunks are back to back ("dense"), its big
+//! input stream (quantize's input, the accumulator) is copied span by span into shared memory by
+//! the copy engine, trips ahead; an output span (dequantize, dequantize_accumulate) is written
+//! into shared memory by the lanes and stored with coalesced 16-byte stores; codes and scales are
+//! loaded trips ahead into registers. Tails and strided rows go lane by lane, their reads staged
+//! trips ahead with cp.async.
 #pragma once
 
 #include "agoq/config.hpp"
 #include "agoq/format/codec.hpp"
 #include "agoq/format/philox.hpp"
 #include "agoq/quant/pipeline.cuh"
+#include "agoq/quant/tuning.cuh"
 #include "agoq/quant/view.hpp"
 
 #include <cuda_bf16.h>
@@ -32,6 +34,8 @@ namespace detail {
 
 //! Elements per chunk (per thread and trip). Every block size is a multiple of it.
 inline constexpr int chunk_elems = 16;
+//! log2 of the most chunks (lanes) per block: blocks have at most 256 elements (format.hpp).
+inline constexpr int max_log2_lanes = 4;
 
 //! Shape of a rows x cols tensor cut into blocks, as the kernels index it.
 struct block_grid {
@@ -74,17 +78,23 @@ AGOQ_DEVICE chunk_pos locate(const block_grid& g, std::int64_t c, std::int64_t t
   return p;
 }
 
+//! locate() of chunk c < dense_chunks (see quant_args): row 0, at element 16 c, all 16 valid.
+AGOQ_DEVICE chunk_pos dense_pos(const block_grid& g, std::int64_t c) {
+  return chunk_pos{c >> g.log2_lanes, 0, c * chunk_elems, int(c) & ((1 << g.log2_lanes) - 1),
+                   chunk_elems};
+}
+
 // ---- element loads and stores -------------------------------------------------------------------
 
 //! 16 elements of T as raw bits (32 bytes for 2-byte types, 64 for fp32): held in registers
 //! between the load phase and the work phase of a trip, half the registers of 16 floats.
-template <class T> struct raw16 {
-  std::uint32_t w[4 * sizeof(T)];
-};
+template <class T> struct raw16 { std::uint32_t w[4 * sizeof(T)]; };
 
 template <class T> AGOQ_DEVICE std::uint32_t element_bits(const T* p) {
-  if constexpr (sizeof(T) == 2) return *reinterpret_cast<const std::uint16_t*>(p);
-  else return *reinterpret_cast<const std::uint32_t*>(p);
+  if constexpr (sizeof(T) == 2)
+    return *reinterpret_cast<const std::uint16_t*>(p);
+  else
+    return *reinterpret_cast<const std::uint32_t*>(p);
 }
 
 //! Loads 16 elements as raw bits (zeros past `valid`), with 16-byte streaming loads when possible.
@@ -99,12 +109,15 @@ template <class T> AGOQ_DEVICE raw16<T> load_raw16(const T* p, int valid, bool v
     return r;
   }
 #pragma unroll
-  for (int j = 0; j < int(4 * sizeof(T)); ++j) r.w[j] = 0;
+  for (int j = 0; j < int(4 * sizeof(T)); ++j)
+    r.w[j] = 0;
 #pragma unroll
   for (int i = 0; i < chunk_elems; ++i) {
     if (i >= valid) continue;
-    if constexpr (sizeof(T) == 2) r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
-    else r.w[i] = element_bits(p + i);
+    if constexpr (sizeof(T) == 2)
+      r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
+    else
+      r.w[i] = element_bits(p + i);
   }
   return r;
 }
@@ -117,15 +130,19 @@ template <class T> AGOQ_DEVICE void to_floats(const raw16<T>& r, float (&v)[chun
       v[i] = __uint_as_float(r.w[i]);
     } else {
       const std::uint16_t b = std::uint16_t(r.w[i / 2] >> (16 * (i & 1)));
-      if constexpr (std::is_same_v<T, __nv_bfloat16>) v[i] = __uint_as_float(std::uint32_t(b) << 16);
-      else v[i] = __half2float(__ushort_as_half(b));
+      if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        v[i] = __uint_as_float(std::uint32_t(b) << 16);
+      else
+        v[i] = __half2float(__ushort_as_half(b));
     }
   }
 }
 
 template <class T> AGOQ_DEVICE std::uint16_t to_bits16(float v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  else return __half_as_ushort(__float2half_rn(v));
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  else
+    return __half_as_ushort(__float2half_rn(v));
 }
 
 //! 16 values rounded to T (nearest-even) as raw bits.
@@ -134,7 +151,8 @@ template <class T> AGOQ_DEVICE raw16<T> pack_raw16(const float (&v)[chunk_elems]
 #pragma unroll
   for (int j = 0; j < int(4 * sizeof(T)); ++j) {
     if constexpr (sizeof(T) == 2)
-      r.w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1])) << 16;
+      r.w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1]))
+                                                           << 16;
     else
       r.w[j] = __float_as_uint(v[j]);
   }
@@ -148,18 +166,22 @@ AGOQ_DEVICE void store16(T* p, int valid, bool vec, const float (&v)[chunk_elems
     const raw16<T> r = pack_raw16<T>(v);
 #pragma unroll
     for (int j = 0; j < int(sizeof(T)); ++j)
-      reinterpret_cast<uint4*>(p)[j] = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
+      reinterpret_cast<uint4*>(p)[j] =
+          make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
     return;
   }
 #pragma unroll
   for (int i = 0; i < chunk_elems; ++i) {
     if (i >= valid) continue;
-    if constexpr (std::is_same_v<T, float>) p[i] = v[i];
-    else reinterpret_cast<std::uint16_t*>(p)[i] = to_bits16<T>(v[i]);
+    if constexpr (std::is_same_v<T, float>)
+      p[i] = v[i];
+    else
+      reinterpret_cast<std::uint16_t*>(p)[i] = to_bits16<T>(v[i]);
   }
 }
 
-// ---- codes of a chunk: two packed groups of eight ------------------------------------------------
+// ---- codes of a chunk: two packed groups of eight
+// ------------------------------------------------
 
 //! The 2 * Bits bytes of a chunk's codes (aligned to 2 * Bits bytes for Bits = 2, 4, 8).
 struct chunk_codes {
@@ -175,30 +197,56 @@ template <int Bits> AGOQ_DEVICE void store_codes(std::uint8_t* p, const chunk_co
     *reinterpret_cast<uint2*>(p) = make_uint2(std::uint32_t(c.g0), std::uint32_t(c.g1));
   } else if constexpr (Bits == 2) {
     *reinterpret_cast<std::uint32_t*>(p) = std::uint32_t(c.g0) | std::uint32_t(c.g1) << 16;
-  } else {
+  } else { // odd widths: 2 * Bits bytes, stored in halfwords when aligned (the usual case)
+    const std::uint64_t lo = c.g0 | c.g1 << (8 * Bits), hi = c.g1 >> (64 - 8 * Bits);
+    if ((reinterpret_cast<std::uintptr_t>(p) & 1u) == 0) {
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) p[i] = std::uint8_t(c.g0 >> (8 * i));
+      for (int k = 0; k < Bits; ++k)
+        reinterpret_cast<std::uint16_t*>(p)[k] =
+            std::uint16_t(k < 4 ? lo >> (16 * k) : hi >> (16 * k - 64));
+      return;
+    }
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) p[Bits + i] = std::uint8_t(c.g1 >> (8 * i));
+    for (int i = 0; i < Bits; ++i)
+      p[i] = std::uint8_t(c.g0 >> (8 * i));
+#pragma unroll
+    for (int i = 0; i < Bits; ++i)
+      p[Bits + i] = std::uint8_t(c.g1 >> (8 * i));
   }
 }
 
 template <int Bits> AGOQ_DEVICE chunk_codes load_codes(const std::uint8_t* p) {
   if constexpr (Bits == 8) {
     const uint4 r = *reinterpret_cast<const uint4*>(p);
-    return {std::uint64_t(r.x) | std::uint64_t(r.y) << 32, std::uint64_t(r.z) | std::uint64_t(r.w) << 32};
+    return {std::uint64_t(r.x) | std::uint64_t(r.y) << 32, std::uint64_t(r.z) | std::uint64_t(r.w)
+                                                                                    << 32};
   } else if constexpr (Bits == 4) {
     const uint2 r = *reinterpret_cast<const uint2*>(p);
     return {r.x, r.y};
   } else if constexpr (Bits == 2) {
     const std::uint32_t r = *reinterpret_cast<const std::uint32_t*>(p);
     return {r & 0xffffu, r >> 16};
-  } else {
+  } else { // odd widths: 2 * Bits bytes, loaded in halfwords when aligned (the usual case)
+    constexpr std::uint64_t group_mask = (std::uint64_t(1) << (8 * Bits)) - 1u;
+    if ((reinterpret_cast<std::uintptr_t>(p) & 1u) == 0) {
+      std::uint64_t lo = 0, hi = 0;
+#pragma unroll
+      for (int k = 0; k < Bits; ++k) {
+        const std::uint64_t h = reinterpret_cast<const std::uint16_t*>(p)[k];
+        if (k < 4)
+          lo |= h << (16 * k);
+        else
+          hi |= h << (16 * k - 64);
+      }
+      return {lo & group_mask, (lo >> (8 * Bits) | hi << (64 - 8 * Bits)) & group_mask};
+    }
     chunk_codes c{0, 0};
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) c.g0 |= std::uint64_t(p[i]) << (8 * i);
+    for (int i = 0; i < Bits; ++i)
+      c.g0 |= std::uint64_t(p[i]) << (8 * i);
 #pragma unroll
-    for (int i = 0; i < Bits; ++i) c.g1 |= std::uint64_t(p[Bits + i]) << (8 * i);
+    for (int i = 0; i < Bits; ++i)
+      c.g1 |= std::uint64_t(p[Bits + i]) << (8 * i);
     return c;
   }
 }
@@ -212,12 +260,14 @@ template <int Bits> AGOQ_DEVICE std::uint64_t pack_group(const std::uint32_t* c)
   } else if constexpr (Bits <= 4) {
     std::uint32_t w = 0;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) w |= c[i] << (i * Bits);
+    for (int i = 0; i < 8; ++i)
+      w |= c[i] << (i * Bits);
     return w;
   } else {
     std::uint64_t w = 0;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) w |= std::uint64_t(c[i]) << (i * Bits);
+    for (int i = 0; i < 8; ++i)
+      w |= std::uint64_t(c[i]) << (i * Bits);
     return w;
   }
 }
@@ -234,8 +284,10 @@ struct chunk_stats {
 //! orders like the values, with Inf above every finite value and every NaN above Inf, so an
 //! integer max is the host reference's absmax (absmax_step).
 AGOQ_DEVICE chunk_stats block_absmax(std::uint32_t m, int log2_lanes) {
-  for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1)
-    m = max(m, __shfl_xor_sync(0xffffffffu, m, off));
+  const int lanes_mask = (1 << log2_lanes) - 1;
+#pragma unroll
+  for (int k = 0; k < max_log2_lanes; ++k) // past the block's lanes the offset is 0: a no-op
+    m = max(m, __shfl_xor_sync(0xffffffffu, m, (1 << k) & lanes_mask));
   return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
 }
 
@@ -248,8 +300,10 @@ template <class T> AGOQ_DEVICE std::uint32_t lane_absmax_bits(const raw16<T>& r)
     for (int j = 0; j < 8; j += 2)
       m = __vimax3_u16x2(m, r.w[j] & 0x7fff7fffu, r.w[j + 1] & 0x7fff7fffu);
     const std::uint32_t h = max(m & 0xffffu, m >> 16);
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) return h << 16;
-    else return float_to_bits(__half2float(__ushort_as_half(std::uint16_t(h)))); // |x|: sign 0
+    if constexpr (std::is_same_v<T, __nv_bfloat16>)
+      return h << 16;
+    else
+      return float_to_bits(__half2float(__ushort_as_half(std::uint16_t(h)))); // |x|: sign 0
   } else {
 #pragma unroll
     for (int j = 0; j < chunk_elems; j += 2)
@@ -277,9 +331,11 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, i
         lo = nan_min(lo, v[i]);
         hi = nan_max(hi, v[i]);
       }
-    for (int off = (1 << log2_lanes) >> 1; off > 0; off >>= 1) {
-      lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, off));
-      hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, off));
+    const int lanes_mask = (1 << log2_lanes) - 1;
+#pragma unroll
+    for (int k = 0; k < max_log2_lanes; ++k) { // offset 0 past the block's lanes: a no-op
+      lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, (1 << k) & lanes_mask));
+      hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, (1 << k) & lanes_mask));
     }
     return {lo, hi};
   }
@@ -301,7 +357,8 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
   r[16] = last.w[0], r[17] = last.w[1], r[18] = last.w[2], r[19] = last.w[3];
 #define AGOQ_UNIFORM16_CASE(o)                                                                     \
   case o:                                                                                          \
-    for (int i = 0; i < chunk_elems; ++i) u[i] = uniform_from_word(r[i + o]);                      \
+    for (int i = 0; i < chunk_elems; ++i)                                                          \
+      u[i] = uniform_from_word(r[i + o]);                                                          \
     break;
   switch (off) {
 #pragma unroll
@@ -316,11 +373,12 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
 #undef AGOQ_UNIFORM16_CASE
 }
 
-// ---- integer rounding without conversion instructions ---------------------------------------------
-// For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is rint(t) (round half to even) held in the low
-// mantissa bits: bits = 0x4B400000 + rint(t). Its low N bits are then rint(t)'s N-bit two's
-// complement code (0x4B400000 has zero low bits), and the float minus the constant is rint(t).
-// This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate conversions) by fp32 adds.
+// ---- integer rounding without conversion instructions
+// --------------------------------------------- For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is
+// rint(t) (round half to even) held in the low mantissa bits: bits = 0x4B400000 + rint(t). Its low
+// N bits are then rint(t)'s N-bit two's complement code (0x4B400000 has zero low bits), and the
+// float minus the constant is rint(t). This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate
+// conversions) by fp32 adds.
 inline constexpr float round_magic = 12582912.0f;
 template <class C> inline constexpr bool int_codec_v = is_integer(C::format_v);
 inline constexpr std::uint32_t round_magic_bits = 0x4B400000u;
@@ -347,7 +405,8 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_low(const std::uint32_t (&b)[ch
   } else {
     std::uint32_t c[chunk_elems];
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) c[i] = b[i] & ((1u << Bits) - 1u);
+    for (int i = 0; i < chunk_elems; ++i)
+      c[i] = b[i] & ((1u << Bits) - 1u);
     return {pack_group<Bits>(c), pack_group<Bits>(c + 8)};
   }
 }
@@ -386,7 +445,8 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
             C::format_v == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2);
       std::uint32_t w[4];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) w[j] = __byte_perm(pair[2 * j], pair[2 * j + 1], 0x5410);
+      for (int j = 0; j < 4; ++j)
+        w[j] = __byte_perm(pair[2 * j], pair[2 * j + 1], 0x5410);
       return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
               std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
     }
@@ -397,14 +457,17 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
     float u[chunk_elems];
     philox_uniform16(seed, idx0, u);
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
+    for (int i = 0; i < chunk_elems; ++i)
+      c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
   } else {
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) c[i] = i < valid ? C::encode(v[i], bp) : 0u;
+    for (int i = 0; i < chunk_elems; ++i)
+      c[i] = i < valid ? C::encode(v[i], bp) : 0u;
   }
   constexpr std::uint32_t mask = (1u << C::bits) - 1u;
 #pragma unroll
-  for (int i = 0; i < chunk_elems; ++i) c[i] &= mask; // signed int codes are N-bit two's complement
+  for (int i = 0; i < chunk_elems; ++i)
+    c[i] &= mask; // signed int codes are N-bit two's complement
   return {pack_group<C::bits>(c), pack_group<C::bits>(c + 8)};
 }
 
@@ -447,8 +510,10 @@ AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
 
 //! The block's parameters from its statistics (symmetric: amax in hi; asymmetric: lo, hi).
 template <class C> AGOQ_DEVICE block_params params_from_stats(chunk_stats st, scale_kind kind) {
-  if constexpr (C::symmetric) return C::params(st.hi, kind);
-  else return C::params(st.lo, st.hi);
+  if constexpr (C::symmetric)
+    return C::params(st.hi, kind);
+  else
+    return C::params(st.lo, st.hi);
 }
 
 template <class C>
@@ -467,9 +532,9 @@ AGOQ_DEVICE void store_params(const block_params& bp, scale_kind kind, void* sca
 //! Parameters of a quantize-type kernel (quantize and accumulate_requantize).
 struct quant_args {
   block_grid g;
-  std::int64_t ld; //!< input leading dimension (elements)
-  bool vec;        //!< input rows are 16-byte aligned: vector (staged) loads allowed
-  bool scales4;    //!< scales are 4-byte aligned (always for fp32/pow2; E8M0 may not be)
+  std::int64_t ld;           //!< input leading dimension (elements)
+  bool vec;                  //!< input rows are 16-byte aligned: vector (staged) loads allowed
+  bool scales4;              //!< scales are 4-byte aligned (always for fp32/pow2; E8M0 may not be)
   std::int64_t dense_chunks; //!< chunks [0, dense_chunks) are full, 16-byte aligned and chunk c
                              //!< starts at element 16 c (0 when the tensor is not laid out so)
   std::uint8_t* codes;
@@ -494,11 +559,14 @@ struct dequant_args {
   float alpha; //!< dequantize_accumulate only
 };
 
-// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back ------------
+// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back
+// ------------
 
 //! A chunk's 16 elements are staged when they are all inside the row and 16-byte aligned; other
 //! chunks (tails, unaligned rows) are read directly in the work phase.
-AGOQ_DEVICE bool staged_elements(bool vec, const chunk_pos& p) { return vec && p.valid == chunk_elems; }
+AGOQ_DEVICE bool staged_elements(bool vec, const chunk_pos& p) {
+  return vec && p.valid == chunk_elems;
+}
 
 //! Stage units taken by 16 elements of T.
 template <class T> inline constexpr int elem_units = int(sizeof(T));
@@ -506,7 +574,8 @@ template <class T> inline constexpr int elem_units = int(sizeof(T));
 template <class T, int Units>
 AGOQ_DEVICE void fetch_elements(const stage_buffer<Units>& b, int s, int u, const T* src) {
 #pragma unroll
-  for (int j = 0; j < elem_units<T>; ++j) cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
+  for (int j = 0; j < elem_units<T>; ++j)
+    cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
 }
 
 template <class T, int Units>
@@ -520,40 +589,77 @@ AGOQ_DEVICE raw16<T> staged_raw16(const stage_buffer<Units>& b, int s, int u) {
   return r;
 }
 
-//! Writes 16 elements' raw bits into units [u, u + elem_units<T>) of the thread's slot.
-template <class T, int Units>
-AGOQ_DEVICE void put_raw16(const stage_buffer<Units>& b, int s, int u, const raw16<T>& r) {
+//! The lane's 16 elements in a span (stage_buffer::span).
+template <class T> AGOQ_DEVICE raw16<T> read_chunk(const uint4* span) {
+  const uint4* p = lane_chunk<elem_units<T>>(const_cast<uint4*>(span));
+  raw16<T> r;
+#pragma unroll
+  for (int j = 0; j < elem_units<T>; ++j) {
+    const uint4 q = p[j];
+    r.w[4 * j] = q.x, r.w[4 * j + 1] = q.y, r.w[4 * j + 2] = q.z, r.w[4 * j + 3] = q.w;
+  }
+  return r;
+}
+
+//! Writes the lane's 16 elements into its place in a span (then store_span).
+template <class T> AGOQ_DEVICE void put_chunk(uint4* span, const raw16<T>& r) {
+  uint4* p = lane_chunk<elem_units<T>>(span);
 #pragma unroll
   for (int j = 0; j < elem_units<T>; ++j)
-    *b.unit(s, u + j) = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
+    p[j] = make_uint4(r.w[4 * j], r.w[4 * j + 1], r.w[4 * j + 2], r.w[4 * j + 3]);
 }
 
 //! True when the 32 chunks of the warp whose lane 0 has chunk c0 are all dense (warp-uniform):
-//! the warp then moves them as one contiguous span (span_prefetch/store_span).
-AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) { return c0 + 32 <= dense_chunks; }
-
-//! Loads the first trip's span of a dense warp (see span_prefetch).
-template <int U, class T>
-AGOQ_DEVICE void prefetch_first(span_prefetch<U>& pf, const T* base, std::int64_t dense_chunks) {
-  const std::int64_t c0 = std::int64_t(blockIdx.x) * blockDim.x + (threadIdx.x & ~31u);
-  if (dense_warp(c0, dense_chunks)) pf.load(base + c0 * chunk_elems);
+//! the warp then moves them as one contiguous span (span_copies/store_span).
+AGOQ_DEVICE bool dense_warp(std::int64_t c0, std::int64_t dense_chunks) {
+  return c0 + 32 <= dense_chunks;
 }
 
-//! In a dense warp's trip (chunk c): puts the span prefetched last trip into the slots of stage
-//! s and starts loading the next trip's span. Dense trips of a warp come first (dense_chunks is a
-//! prefix), so what was prefetched is always this trip's span.
-template <int U, int Units, class T>
-AGOQ_DEVICE void take_prefetch(span_prefetch<U>& pf, const stage_buffer<Units>& b, int s,
-                               const T* base, std::int64_t c, std::int64_t dense_chunks) {
-  const std::int64_t c0 = c - (threadIdx.x & 31);
-  if (!dense_warp(c0, dense_chunks)) return;
-  pf.put(b, s);
-  __syncwarp();
-  const std::int64_t next = c0 + std::int64_t(gridDim.x) * blockDim.x;
-  if (dense_warp(next, dense_chunks)) pf.load(base + next * chunk_elems);
+//! The first chunk of the calling lane's warp in the first trip of the grid-stride loop.
+AGOQ_DEVICE std::int64_t warp_first_chunk() {
+  return std::int64_t(blockIdx.x) * blockDim.x + (threadIdx.x & ~31u);
 }
 
-//! A lane's codes and block parameters, loaded one trip ahead into registers with plain loads:
+//! The dense trips of the warp whose lane 0 starts at chunk c0, for kernels that read a big
+//! stream (quantize's input, the accumulator): while the warp's 32 chunks are back to back
+//! (dense_warp), the spans of `base` of the next trips are copied into the warp's spans by the
+//! copy engine, D - 1 trips ahead (D = span_stages: 2 to 4, 2-3 KiB in flight per warp, no
+//! registers held). work(span, c, raw) gets the trip's span, the lane's chunk c and its 16
+//! elements. Returns the warp's first chunk after its dense trips, where the generic loop takes
+//! over (dense_chunks is a prefix, so none follow). A span is refilled one trip after it was
+//! read, behind a __syncwarp; WritesSpan: the work writes into the span with ordinary stores,
+//! so each lane also fences them against the copy engine first.
+template <bool WritesSpan = false, class T, int Units, class Work>
+AGOQ_DEVICE std::int64_t dense_span_trips(const T* base, std::int64_t c0, std::int64_t dense,
+                                          const stage_buffer<Units>& b, Work&& work) {
+  constexpr int U = elem_units<T>;
+  constexpr int D = stage_buffer<Units>::template span_stages<U>;
+  if (!dense_warp(c0, dense)) return c0;
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  const span_copies<U, D> sc(b);
+  sc.init();
+#pragma unroll
+  for (int d = 0; d + 1 < D; ++d)
+    if (dense_warp(c0 + d * stride, dense)) sc.copy(d, base + (c0 + d * stride) * chunk_elems);
+  unsigned parity = 0; // of the copies into spans >= d; flips after span D - 1
+  int d = 0;
+  do {
+    const std::int64_t ahead = c0 + (D - 1) * stride;
+    if constexpr (WritesSpan) fence_proxy_async();
+    __syncwarp();
+    if (dense_warp(ahead, dense)) sc.copy(d == 0 ? D - 1 : d - 1, base + ahead * chunk_elems);
+    sc.wait(d, parity);
+    uint4* const span = sc.span(d);
+    work(span, c0 + lane, read_chunk<T>(span));
+    if (++d == D) d = 0, parity ^= 1u;
+    c0 += stride;
+  } while (dense_warp(c0, dense));
+  sc.release();
+  return c0;
+}
+
+//! A lane's codes and block parameters, loaded trips ahead into registers with plain loads:
 //! neighbouring lanes read neighbouring codes and a block's lanes one scale, which the memory
 //! system merges into whole requests (per-lane cp.async requests would not be).
 template <class C> struct codes_prefetch {
@@ -583,8 +689,10 @@ AGOQ_DEVICE void fetch_codes(const stage_buffer<Units>& b, int s, int u, const s
 template <int Bits, int Units>
 AGOQ_DEVICE chunk_codes read_codes(const stage_buffer<Units>& b, int s, int u,
                                    const std::uint8_t* src) {
-  if constexpr (staged_codes<Bits>) return load_codes<Bits>(reinterpret_cast<const std::uint8_t*>(b.unit(s, u)));
-  else return load_codes<Bits>(src);
+  if constexpr (staged_codes<Bits>)
+    return load_codes<Bits>(reinterpret_cast<const std::uint8_t*>(b.unit(s, u)));
+  else
+    return load_codes<Bits>(src);
 }
 
 //! Stages a block's scale (word 0 of the unit) and zero point (word 1). An E8M0 scale is one
@@ -610,64 +718,116 @@ AGOQ_DEVICE block_params read_params(const stage_buffer<Units>& b, int s, int u,
                                      bool scales4, const void* scales, std::int64_t blk) {
   const uint4 q = *b.unit(s, u);
   float scale;
-  if (kind != scale_kind::e8m0) scale = __uint_as_float(q.x);
-  else if (scales4) scale = decode_e8m0(std::uint8_t(q.x >> (8 * int(blk & 3))));
-  else scale = load_scale(scales, blk, kind);
+  if (kind != scale_kind::e8m0)
+    scale = __uint_as_float(q.x);
+  else if (scales4)
+    scale = decode_e8m0(std::uint8_t(q.x >> (8 * int(blk & 3))));
+  else
+    scale = load_scale(scales, blk, kind);
   return params_from_stored(scale, C::symmetric ? 0.0f : __uint_as_float(q.y));
 }
 
-// ---- the kernels ---------------------------------------------------------------------------------
+//! The end of a quantize-type trip (quantize, accumulate_requantize): the block's parameters
+//! from its statistics, the chunk's codes, and, from the block's first lane, its scale (and zero
+//! point). Chunk c must be < total; values past p.valid must be +0 (encode_chunk).
+template <class C>
+AGOQ_DEVICE void encode_and_store(const quant_args& a, const chunk_pos& p, std::int64_t c,
+                                  const float (&v)[chunk_elems], chunk_stats st) {
+  const block_params bp = params_from_stats<C>(st, a.scale);
+  store_codes<C::bits>(a.codes + c * (2 * C::bits),
+                       encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed, p.row * a.g.cols + p.col0));
+  if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+}
+
+// ---- the kernels
+// ---------------------------------------------------------------------------------
+
+//! Trips of codes (and scales) a dequantize kernel has in flight per warp in its dense trips.
+inline constexpr int dequantize_codes_depth = 3;
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm) quantize_kernel(const T* __restrict__ x,
-                                                                           quant_args a) {
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize_ctas_per_sm)
+    quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   extern __shared__ uint4 smem[];
   const stage_buffer<elem_units<T>> buf{smem};
   const std::int64_t total = a.g.chunks();
-  span_prefetch<elem_units<T>> next; // dense warps: this trip's x, loaded during the last trip
-  prefetch_first(next, x, a.dense_chunks);
+  // live: c < total (a lane past the end only takes part in the shuffles)
+  const auto block_work = [&](const chunk_pos& p, std::int64_t c, const raw16<T>& raw, bool live) {
+    float v[chunk_elems];
+    to_floats(raw, v);
+    chunk_stats st;
+    if constexpr (Symmetric)
+      st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
+    else
+      st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
+    if (live) encode_and_store<C>(a, p, c, v, st);
+  };
+  const std::int64_t rest = dense_span_trips(x, warp_first_chunk(), a.dense_chunks, buf,
+                                             [&](uint4*, std::int64_t c, const raw16<T>& raw) {
+                                               block_work(dense_pos(a.g, c), c, raw, true);
+                                             });
   pipelined_chunks<buf.stages>(
-      total,
+      rest + (threadIdx.x & 31), total,
       [&](int s, std::int64_t c) {
-        if (dense_warp(c - (threadIdx.x & 31), a.dense_chunks)) return;
         const chunk_pos p = locate(a.g, c, total);
         if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
       },
       [&](int s, std::int64_t c) {
-        take_prefetch(next, buf, s, x, c, a.dense_chunks);
         const chunk_pos p = locate(a.g, c, total);
-        const raw16<T> raw = staged_elements(a.vec, p)
-                                 ? staged_raw16<T>(buf, s, 0)
-                                 : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
-        float v[chunk_elems];
-        to_floats(raw, v);
-        chunk_stats st;
-        if constexpr (Symmetric) st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
-        else st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
-        if (c >= total) return;
-        const block_params bp = params_from_stats<C>(st, a.scale);
-        store_codes<C::bits>(a.codes + c * (2 * C::bits),
-                             encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed,
-                                             p.row * a.g.cols + p.col0));
-        if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+        block_work(p, c,
+                   staged_elements(a.vec, p)
+                       ? staged_raw16<T>(buf, s, 0)
+                       : load_raw16(x + p.row * a.ld + p.col0, p.valid, false),
+                   c < total);
       });
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(quant_threads, 4) dequantize_kernel(T* __restrict__ y,
-                                                                             dequant_args a) {
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequantize_ctas_per_sm)
+    dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
   extern __shared__ uint4 smem[];
-  const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output span, transposed
+  const stage_buffer<elem_units<T>> buf{smem}; // a dense warp's output spans
   const std::int64_t total = a.g.chunks();
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  std::int64_t c0 = warp_first_chunk();
+  // Dense trips: the codes of the next `depth` trips are in flight in registers (one trip of
+  // lookahead left the warps waiting on them: the output side needs no loads). The loop is
+  // unrolled by the depth so that every slot stays in its own registers.
+  constexpr int depth = dequantize_codes_depth;
+  codes_prefetch<C> ahead[depth];
+#pragma unroll
+  for (int u = 0; u < depth; ++u)
+    if (dense_warp(c0 + u * stride, a.dense_chunks))
+      ahead[u].load(a, c0 + u * stride + lane, total);
+  int s = 0;
+  for (bool more = dense_warp(c0, a.dense_chunks); more;) {
+#pragma unroll
+    for (int u = 0; u < depth; ++u) {
+      float v[chunk_elems];
+      decode_chunk<C>(ahead[u].w, ahead[u].params(), v);
+      const std::int64_t later = c0 + depth * stride;
+      if (dense_warp(later, a.dense_chunks)) ahead[u].load(a, later + lane, total);
+      uint4* const span = buf.template span<elem_units<T>>(s);
+      put_chunk(span, pack_raw16<T>(v));
+      store_span<elem_units<T>>(span, y + c0 * chunk_elems);
+      s ^= 1; // two spans: one is rewritten two trips after its store_span's __syncwarp
+      c0 += stride;
+      if (!dense_warp(c0, a.dense_chunks)) {
+        more = false;
+        break;
+      }
+    }
+  }
+  __syncwarp();
+  // The rest, lane by lane: codes one trip ahead in registers.
   codes_prefetch<C> next;
-  next.load(a, std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x, total);
+  next.load(a, c0 + lane, total);
   pipelined_chunks<buf.stages>(
-      total, [](int, std::int64_t) {},
-      [&](int s, std::int64_t c) {
-        // a dense warp has all its lanes here (c < total, valid == 16): store_span needs them all
+      c0 + lane, total, [](int, std::int64_t) {},
+      [&](int, std::int64_t c) {
         if (c >= total) return;
         const codes_prefetch<C> cur = next;
         next.load(a, c + stride, total);
@@ -675,15 +835,12 @@ __global__ static void __launch_bounds__(quant_threads, 4) dequantize_kernel(T* 
         if (p.valid == 0) return;
         float v[chunk_elems];
         decode_chunk<C>(cur.w, cur.params(), v);
-        const std::int64_t c0 = c - (threadIdx.x & 31);
-        if (!dense_warp(c0, a.dense_chunks)) return store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
-        put_raw16(buf, s, 0, pack_raw16<T>(v));
-        store_span<elem_units<T>>(buf, s, y + c0 * chunk_elems);
+        store16(y + p.row * a.ld + p.col0, p.valid, a.vec, v);
       });
 }
 
 template <format F, bool Symmetric>
-__global__ static void __launch_bounds__(quant_threads, 4)
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.dequantize_ctas_per_sm)
     dequantize_accumulate_kernel(float* __restrict__ acc, dequant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int A = elem_units<float>; // units 0..3: the accumulator; then codes, scale
@@ -691,42 +848,58 @@ __global__ static void __launch_bounds__(quant_threads, 4)
   const stage_buffer<A + 2> buf{smem};
   const std::int64_t total = a.g.chunks();
   const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
-  span_prefetch<A> next;
-  prefetch_first(next, static_cast<const float*>(acc), a.dense_chunks);
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  const auto add = [&](const chunk_codes& w, const block_params& bp, const raw16<float>& old,
+                       float(&v)[chunk_elems]) {
+    float d[chunk_elems];
+    decode_chunk<C>(w, bp, d);
+    to_floats(old, v);
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i)
+      v[i] = fma_f(d[i], a.alpha, v[i]);
+  };
+  // Dense trips: the accumulator copied trips ahead (dense_span_trips), the codes loaded one
+  // trip ahead.
+  codes_prefetch<C> next;
+  const std::int64_t c0 = warp_first_chunk();
+  if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
+  const std::int64_t rest = dense_span_trips<true>(
+      static_cast<const float*>(acc), c0, a.dense_chunks, buf,
+      [&](uint4* span, std::int64_t c, const raw16<float>& old) {
+        const codes_prefetch<C> cur = next;
+        if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
+        float v[chunk_elems];
+        add(cur.w, cur.params(), old, v);
+        put_chunk(span, pack_raw16<float>(v)); // the sums go out through the same span
+        store_span<A>(span, acc + (c - lane) * chunk_elems);
+      });
   pipelined_chunks<buf.stages>(
-      total,
+      rest + lane, total,
       [&](int s, std::int64_t c) {
         if (c >= total) return;
-        const std::int64_t c0 = c - (threadIdx.x & 31);
         const chunk_pos p = locate(a.g, c, total);
-        if (!dense_warp(c0, a.dense_chunks) && staged_elements(a.vec, p))
-          fetch_elements(buf, s, 0, acc + p.row * a.ld + p.col0);
+        if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, acc + p.row * a.ld + p.col0);
         fetch_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits));
         fetch_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, a.zeros, p.blk, nblocks);
       },
       [&](int s, std::int64_t c) {
-        take_prefetch(next, buf, s, acc, c, a.dense_chunks);
         if (c >= total) return;
         const chunk_pos p = locate(a.g, c, total);
         if (p.valid == 0) return;
         float* out = acc + p.row * a.ld + p.col0;
-        float d[chunk_elems], v[chunk_elems];
-        decode_chunk<C>(read_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits)),
-                        read_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, p.blk), d);
-        to_floats(staged_elements(a.vec, p) ? staged_raw16<float>(buf, s, 0)
-                                            : load_raw16(out, p.valid, false),
-                  v);
-#pragma unroll
-        for (int i = 0; i < chunk_elems; ++i) v[i] = fma_f(d[i], a.alpha, v[i]);
-        const std::int64_t c0 = c - (threadIdx.x & 31);
-        if (!dense_warp(c0, a.dense_chunks)) return store16(out, p.valid, a.vec, v);
-        put_raw16(buf, s, 0, pack_raw16<float>(v));
-        store_span<A>(buf, s, acc + c0 * chunk_elems);
+        float v[chunk_elems];
+        add(read_codes<C::bits>(buf, s, A, a.codes + c * (2 * C::bits)),
+            read_params<C>(buf, s, A + 1, a.scale, a.scales4, a.scales, p.blk),
+            staged_elements(a.vec, p) ? staged_raw16<float>(buf, s, 0)
+                                      : load_raw16(out, p.valid, false),
+            v);
+        store16(out, p.valid, a.vec, v);
       });
 }
 
 template <format F, bool Symmetric, class T>
-__global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm)
+__global__ static void __launch_bounds__(quant_threads, compiled_tuning.quantize_ctas_per_sm)
     accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int X = elem_units<T>; // units 0..X-1: x; then the old codes, the old scale
@@ -734,43 +907,54 @@ __global__ static void __launch_bounds__(quant_threads, quantize_ctas_per_sm)
   const stage_buffer<X + 2> buf{smem};
   const std::int64_t total = a.g.chunks();
   const std::int64_t nblocks = a.g.rows * a.g.blocks_per_row;
-  span_prefetch<X> next;
-  prefetch_first(next, x, a.dense_chunks);
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t lane = threadIdx.x & 31;
+  // Every lane of a block has its old scale (read above it) before lane 0 overwrites it in
+  // encode_and_store: the shuffles in reduce_stats keep the block's lanes together. Odd-width
+  // codes are read directly, also before any lane stores.
+  const auto block_work = [&](const chunk_pos& p, std::int64_t c, const chunk_codes& w,
+                              const block_params& old, const raw16<T>& raw, bool live) {
+    float v[chunk_elems];
+    to_floats(raw, v);
+    if (p.valid > 0) {
+      float d[chunk_elems];
+      decode_chunk<C>(w, old, d);
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
+    }
+    const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
+    if (live) encode_and_store<C>(a, p, c, v, st);
+  };
+  // Dense trips: x copied trips ahead (dense_span_trips), the old codes and scales loaded one
+  // trip ahead. A trip's blocks are not the next trip's, so loading those early is safe.
+  codes_prefetch<C> next;
+  const std::int64_t c0 = warp_first_chunk();
+  if (dense_warp(c0, a.dense_chunks)) next.load(a, c0 + lane, total);
+  const std::int64_t rest = dense_span_trips(
+      x, c0, a.dense_chunks, buf, [&](uint4*, std::int64_t c, const raw16<T>& raw) {
+        const codes_prefetch<C> cur = next;
+        if (dense_warp(c - lane + stride, a.dense_chunks)) next.load(a, c + stride, total);
+        block_work(dense_pos(a.g, c), c, cur.w, cur.params(), raw, true);
+      });
   pipelined_chunks<buf.stages>(
-      total,
+      rest + lane, total,
       [&](int s, std::int64_t c) {
-        const std::int64_t c0 = c - (threadIdx.x & 31);
         const chunk_pos p = locate(a.g, c, total);
-        if (!dense_warp(c0, a.dense_chunks) && staged_elements(a.vec, p))
-          fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
+        if (staged_elements(a.vec, p)) fetch_elements(buf, s, 0, x + p.row * a.ld + p.col0);
         if (c >= total) return;
         fetch_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits));
         fetch_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, a.zeros, p.blk, nblocks);
       },
       [&](int s, std::int64_t c) {
-        take_prefetch(next, buf, s, x, c, a.dense_chunks);
         const chunk_pos p = locate(a.g, c, total);
-        float v[chunk_elems];
-        to_floats(staged_elements(a.vec, p) ? staged_raw16<T>(buf, s, 0)
-                                            : load_raw16(x + p.row * a.ld + p.col0, p.valid, false),
-                  v);
-        if (p.valid > 0) {
-          float d[chunk_elems];
-          decode_chunk<C>(read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
-                          read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), d);
-#pragma unroll
-          for (int i = 0; i < chunk_elems; ++i) v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
-        }
-        // Every lane of the block has its old scale (copied trips ago, and read above) before
-        // lane 0 overwrites it below: the shuffles in reduce_stats keep the block's lanes together.
-        // Odd-width codes are read directly above, also before any lane stores.
-        const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
-        if (c >= total) return;
-        const block_params bp = params_from_stats<C>(st, a.scale);
-        store_codes<C::bits>(a.codes + c * (2 * C::bits),
-                             encode_chunk<C>(v, p.valid, bp, a.rnd, a.seed,
-                                             p.row * a.g.cols + p.col0));
-        if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
+        const raw16<T> raw = staged_elements(a.vec, p)
+                                 ? staged_raw16<T>(buf, s, 0)
+                                 : load_raw16(x + p.row * a.ld + p.col0, p.valid, false);
+        if (p.valid == 0)
+          return block_work(p, c, chunk_codes{0, 0}, block_params{}, raw, c < total);
+        block_work(p, c, read_codes<C::bits>(buf, s, X, a.codes + c * (2 * C::bits)),
+                   read_params<C>(buf, s, X + 1, a.scale, a.scales4, a.scales, p.blk), raw, true);
       });
 }
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file quant/pipeline.cuh
-//! Software pipelining of the quantizer kernels' global memory traffic. A thread copies the small
-//! reads of its next trips (codes, scales, lane-by-lane elements) into its own slots of shared
-//! memory with `cp.async` (sm_80+) while it computes the current trip; a warp whose chunks are back
-//! to back loads its next trip's element span into registers with coalesced vector loads
-//! (span_prefetch) and stores output spans the same way (store_span), transposing through the
-//! slots. No block-wide barrier: a thread's own `cp.async.wait_group` and warp-level
+//! Software pipelining of the quantizer kernels' global memory traffic. A warp whose chunks are
+//! back to back has its next trips' element spans copied into shared memory by the copy engine
+//! (`cp.async.bulk`, sm_90, completing on per-warp mbarriers) while it computes the current trip,
+//! and stores output spans with coalesced 16-byte stores (store_span). Elsewhere (tails, strided
+//! rows) a thread copies the reads of its next trips into its own slots with `cp.async` (sm_80+).
+//! No block-wide barrier: mbarriers, a thread's own `cp.async.wait_group` and warp-level
 //! `__syncwarp`s order everything.
 #pragma once
 
@@ -19,21 +19,15 @@
 namespace agoq {
 namespace detail {
 
-//! Threads per CTA of every quantizer kernel (their __launch_bounds__ and quant_tuning agree).
+//! Threads per CTA of every quantizer kernel (the stage layout below, their __launch_bounds__
+//! and quant_tuning agree).
 inline constexpr int quant_threads = 256;
-//! Resident CTAs per SM of the quantize-type kernels (quantize, accumulate_requantize): 85
-//! registers per thread hold a trip's 16 values, the next trip's prefetched input and the block
-//! work without spilling; the dequantize-type kernels fit 4 CTAs (64 registers).
-inline constexpr int quantize_ctas_per_sm = 3;
 
 //! Stages for a kernel staging `units` 16-byte units per thread and trip: as many as fit in
-//! 48 KiB per CTA (the limit without an opt-in attribute), between 2 and 4.
-//! (A copy whose lanes each move 16 contiguous bytes of a contiguous warp span uses whole 32-byte
-//! sectors per instruction; a lane owning 32 or 64 contiguous bytes would touch every sector
-//! twice or four times, doubling the L2 transactions. See span_prefetch/store_span.)
+//! 48 KiB per CTA (the limit without an opt-in attribute), between 2 and 5.
 constexpr int stages_for(int units) {
   const int fit = (48 << 10) / (units * 16 * quant_threads);
-  return fit < 2 ? 2 : fit > 4 ? 4 : fit;
+  return fit < 2 ? 2 : fit > 5 ? 5 : fit;
 }
 
 //! Dynamic shared memory of a kernel staging `units` units per thread and trip.
@@ -41,7 +35,8 @@ constexpr std::size_t stage_bytes(int units) {
   return std::size_t(stages_for(units)) * std::size_t(units) * 16u * quant_threads;
 }
 
-// ---- cp.async ------------------------------------------------------------------------------------
+// ---- cp.async
+// ------------------------------------------------------------------------------------
 
 //! Starts copying Bytes (4, 8 or 16; src and dst aligned to it) from global to shared memory.
 template <int Bytes> AGOQ_DEVICE void cp_async(void* dst, const void* src) {
@@ -54,9 +49,12 @@ template <int Bytes> AGOQ_DEVICE void cp_async(void* dst, const void* src) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(src), "n"(Bytes)
                  : "memory");
 #else // older GPUs: a plain (blocking) copy keeps the kernels correct
-  if constexpr (Bytes == 16) *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
-  else if constexpr (Bytes == 8) *static_cast<uint2*>(dst) = *static_cast<const uint2*>(src);
-  else *static_cast<unsigned*>(dst) = *static_cast<const unsigned*>(src);
+  if constexpr (Bytes == 16)
+    *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
+  else if constexpr (Bytes == 8)
+    *static_cast<uint2*>(dst) = *static_cast<const uint2*>(src);
+  else
+    *static_cast<unsigned*>(dst) = *static_cast<const unsigned*>(src);
 #endif
 }
 
@@ -68,7 +66,8 @@ AGOQ_DEVICE void cp_async4_prefix(void* dst, const void* src, int n) {
                : "memory");
 #else
   unsigned w = 0;
-  for (int i = 0; i < n; ++i) w |= unsigned(static_cast<const std::uint8_t*>(src)[i]) << (8 * i);
+  for (int i = 0; i < n; ++i)
+    w |= unsigned(static_cast<const std::uint8_t*>(src)[i]) << (8 * i);
   *static_cast<unsigned*>(dst) = w;
 #endif
 }
@@ -86,75 +85,164 @@ template <int N> AGOQ_DEVICE void cp_async_wait() {
 #endif
 }
 
-// ---- the stage buffer and the pipelined loop -----------------------------------------------------
+// ---- the stage buffer and the pipelined loop
+// -----------------------------------------------------
 
-//! One thread's slots in the dynamic shared memory of a pipelined kernel: stages_for(Units)
-//! stages of Units 16-byte units, stored [stage][unit][thread] so that a warp's accesses to one
-//! unit are 32 consecutive 16-byte words (no bank conflicts).
+//! The 32-bit shared-memory address of p (what the asm operands below take).
+AGOQ_DEVICE unsigned smem_addr(const void* p) { return unsigned(__cvta_generic_to_shared(p)); }
+
+//! The dynamic shared memory of a pipelined kernel, split into one area per warp. Two uses, one
+//! after the other (a warp runs its dense trips first, then the generic loop):
+//! - slots: each thread's stages_for(Units) stages of Units 16-byte units, stored
+//!   [stage][unit][lane] inside the warp's area, so that a warp's accesses to one unit are 32
+//!   consecutive 16-byte words (no bank conflicts);
+//! - spans: the area's start seen as `span_stages<U>` contiguous spans of 32 * U units, each the
+//!   image of a warp's 32 back-to-back chunks (lane i's chunk at units [i * U, i * U + U)), and
+//!   its last 32 bytes as the spans' mbarriers (span_copies).
 template <int Units> struct stage_buffer {
-  static constexpr int units = Units;
   static constexpr int stages = stages_for(Units);
+  static constexpr int area_units = stages * Units * 32; //!< 16-byte units per warp
   uint4* smem;
 
-  AGOQ_DEVICE uint4* unit(int stage, int u) const { return unit_of(stage, u, int(threadIdx.x)); }
-  //! Unit u of thread t's slot (for copies a warp makes on behalf of its lanes).
-  AGOQ_DEVICE uint4* unit_of(int stage, int u, int t) const {
-    return smem + (stage * Units + u) * quant_threads + t;
+  //! The calling warp's area.
+  AGOQ_DEVICE uint4* area() const { return smem + (threadIdx.x >> 5) * area_units; }
+  //! Unit u of the calling thread's slot of `stage`.
+  AGOQ_DEVICE uint4* unit(int stage, int u) const {
+    return area() + (stage * Units + u) * 32 + (threadIdx.x & 31);
   }
+  //! Spans of U units per chunk that fit in an area beside their barriers (at most 4).
+  template <int U>
+  static constexpr int span_stages = (area_units - 2) / (U * 32) < 4 ? (area_units - 2) / (U * 32)
+                                                                     : 4;
+  //! Span d of U units per chunk.
+  template <int U> AGOQ_DEVICE uint4* span(int d) const { return area() + d * (U * 32); }
 };
 
-//! A warp's 32 back-to-back chunks (one contiguous span of 32 * U 16-byte pieces), loaded one
-//! trip ahead into registers with plain coalesced vector loads (lane i loads pieces i, i + 32,
-//! ...), then put into the slots of the lanes the pieces belong to. Not cp.async: the L2 serves
-//! each 16-byte cp.async as its own one-sector request, so a warp's span was requested twice
-//! per sector (measured with Nsight Compute: 2 L2 read sectors per input sector), while a warp's
-//! vector load is merged into whole 128-byte requests.
-template <int U> struct span_prefetch {
-  uint4 r[U];
+// ---- bulk copies into spans (sm_90: the copy engine, completing on an mbarrier)
+// ------------------
 
-  AGOQ_DEVICE void load(const void* span) {
-    const int lane = int(threadIdx.x & 31);
-#pragma unroll
-    for (int j = 0; j < U; ++j) r[j] = __ldcs(static_cast<const uint4*>(span) + lane + 32 * j);
+//! The copies of a warp's spans: span d of U units per chunk (d < D) is filled by at most one
+//! copy at a time, whose completion is tracked by mbarrier d (one arrival: the issuing lane's
+//! arrive.expect_tx, plus the copy's bytes). Addresses are 32-bit shared-memory addresses,
+//! computed once. On older GPUs the warp copies a span itself, synchronously.
+template <int U, int D> struct span_copies {
+  static constexpr unsigned span_bytes = 32u * U * 16u;
+  unsigned spans; //!< span 0
+  unsigned bars;  //!< mbarrier 0 (8 bytes each)
+
+  template <int Units> AGOQ_DEVICE explicit span_copies(const stage_buffer<Units>& b) {
+    static_assert(D >= 2 && D * U * 32 + 2 <= stage_buffer<Units>::area_units,
+                  "the spans and their barriers must fit in a warp's area");
+    spans = smem_addr(b.area());
+    bars = spans + stage_buffer<Units>::area_units * 16u - 32u;
   }
-  //! Puts the pieces into units [0, U) of the owners' slots of `stage`; the lanes may read them
-  //! after a __syncwarp.
-  template <int Units> AGOQ_DEVICE void put(const stage_buffer<Units>& b, int stage) const {
-    const int lane = int(threadIdx.x & 31), warp0 = int(threadIdx.x) - lane;
+  AGOQ_DEVICE uint4* span(int d) const {
+    return static_cast<uint4*>(__cvta_shared_to_generic(spans + d * span_bytes));
+  }
+
+  //! Called by every lane of the warp, once, before any copy.
+  AGOQ_DEVICE void init() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if ((threadIdx.x & 31) == 0) {
 #pragma unroll
-    for (int j = 0; j < U; ++j) {
-      const int k = lane + 32 * j;
-      *b.unit_of(stage, k % U, warp0 + k / U) = r[j];
+      for (int d = 0; d < D; ++d)
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bars + 8u * d) : "memory");
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
+#endif
+    __syncwarp();
+  }
+  //! Called by every lane, after the last wait: the area becomes slots again.
+  AGOQ_DEVICE void release() const {
+    __syncwarp();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if ((threadIdx.x & 31) == 0) {
+#pragma unroll
+      for (int d = 0; d < D; ++d)
+        asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(bars + 8u * d) : "memory");
+    }
+    __syncwarp();
+#endif
+  }
+  //! Called by every lane: starts copying span d's bytes from global `src` (16-byte aligned).
+  //! The warp must be done with span d (a __syncwarp after its last reads).
+  AGOQ_DEVICE void copy(int d, const void* src) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if ((threadIdx.x & 31) == 0) {
+      const unsigned bar = bars + 8u * d;
+      asm volatile("{\n .reg .b64 state;\n"
+                   " mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar),
+                   "n"(span_bytes)
+                   : "memory");
+      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
+                   "%2, [%3];\n" ::"r"(spans + d * span_bytes),
+                   "l"(src), "n"(span_bytes), "r"(bar)
+                   : "memory");
+    }
+#else
+    uint4* dst = span(d);
+    for (unsigned k = threadIdx.x & 31; k < span_bytes / 16; k += 32)
+      dst[k] = static_cast<const uint4*>(src)[k];
+#endif
+  }
+  //! Called by every lane: waits for the n-th copy into span d (counting from 0), where
+  //! parity = n & 1 (the barrier's n-th phase has completed).
+  AGOQ_DEVICE void wait(int d, unsigned parity) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned done = 0;
+    do {
+      asm volatile("{\n .reg .pred p;\n"
+                   " mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                   " selp.u32 %0, 1, 0, p;\n}\n"
+                   : "=r"(done)
+                   : "r"(bars + 8u * d), "r"(parity)
+                   : "memory");
+    } while (!done);
+#else
+    (void)d, (void)parity;
+#endif
+    __syncwarp(); // the warp leaves the wait together (the shuffles that follow need it)
   }
 };
 
-//! The converse: after every lane has put its chunk's bytes in units [0, U) of its slot, the
-//! warp stores the span with coalesced 16-byte stores.
-template <int U, int Units>
-AGOQ_DEVICE void store_span(const stage_buffer<Units>& b, int stage, void* span) {
-  const int lane = int(threadIdx.x & 31), warp0 = int(threadIdx.x) - lane;
-  __syncwarp();
-#pragma unroll
-  for (int j = 0; j < U; ++j) {
-    const int k = lane + 32 * j;
-    static_cast<uint4*>(span)[k] = *b.unit_of(stage, k % U, warp0 + k / U);
-  }
+//! Orders this thread's earlier shared-memory accesses before later copies by the copy engine
+//! (needed before a bulk copy overwrites a span that threads wrote with ordinary stores).
+AGOQ_DEVICE void fence_proxy_async() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
 }
 
-//! The loop of every quantizer kernel: a grid-stride loop over chunks in which trip k first
-//! starts the copies of trip k + Stages - 1 (`issue(stage, chunk)`), then waits for trip k's
-//! copies and runs `work(stage, chunk)`. A chunk index may be >= total (a lane past the end
-//! stays for the block shuffles; its issue must copy nothing). Every lane of a warp runs the
-//! same trips. The slot issue() fills was last read by the previous trip's work(); the
-//! __syncwarp before the issue makes sure every lane of the warp is done with it (a warp may fill
-//! its lanes' slots cooperatively), and the one after the wait makes every lane's copies visible
-//! to the whole warp.
+//! Lane's chunk of a span: its U units, read (put) by the lane itself.
+template <int U> AGOQ_DEVICE uint4* lane_chunk(uint4* span) {
+  return span + (threadIdx.x & 31) * U;
+}
+
+//! After every lane has written its chunk into the span, the warp stores the span to global
+//! memory with coalesced 16-byte stores (lane i stores units i, i + 32, ...). Whole 32-byte
+//! sectors per store instruction: lanes storing their own 32 or 64 contiguous bytes directly
+//! touch every sector two or four times (measured: 0.61 instead of 0.91 of copy for dequantize).
+template <int U> AGOQ_DEVICE void store_span(const uint4* span, void* dst) {
+  const int lane = int(threadIdx.x & 31);
+  __syncwarp();
+#pragma unroll
+  for (int j = 0; j < U; ++j)
+    static_cast<uint4*>(dst)[lane + 32 * j] = span[lane + 32 * j];
+}
+
+//! The generic loop of every quantizer kernel: a grid-stride loop over chunks from the lane's
+//! chunk `first` in which trip k first starts the copies of trip k + Stages - 1
+//! (`issue(stage, chunk)`), then waits for trip k's copies and runs `work(stage, chunk)`. A chunk
+//! index may be >= total (a lane past the end stays for the block shuffles; its issue must copy
+//! nothing). Every lane of a warp runs the same trips. The slot issue() fills was last read by
+//! the previous trip's work(); the __syncwarp before the issue makes sure every lane of the warp
+//! is done with it, and the one after the wait makes every lane's copies visible to the whole
+//! warp.
 template <int Stages, class Issue, class Work>
-AGOQ_DEVICE void pipelined_chunks(std::int64_t total, Issue&& issue, Work&& work) {
+AGOQ_DEVICE void pipelined_chunks(std::int64_t first, std::int64_t total, Issue&& issue,
+                                  Work&& work) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   const std::int64_t lane = threadIdx.x & 31;
-  const std::int64_t first = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
 #pragma unroll
   for (int s = 0; s + 1 < Stages; ++s) {
     issue(s, first + s * stride);

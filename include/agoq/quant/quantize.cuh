@@ -18,8 +18,8 @@
 //! Example:
 //! @code
 //!   const agoq::quant_spec spec{agoq::format::int8, 128};          // INT8, block 128, fp32 scales
-//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec}; // sized by codes_bytes(spec, n)
-//!   AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream));          // d_x: n bf16 values
+//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec}; // sized by codes_bytes(spec,
+//!   n) AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream));          // d_x: n bf16 values
 //!   AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), d_y, stream));
 //! @endcode
 #pragma once
@@ -42,8 +42,8 @@ namespace agoq {
 namespace detail {
 
 template <class T>
-inline constexpr bool is_element_type_v = std::is_same_v<T, float> || std::is_same_v<T, __half> ||
-                                          std::is_same_v<T, __nv_bfloat16>;
+inline constexpr bool is_element_type_v =
+    std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 inline bool aligned4(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 3u) == 0; }
@@ -74,21 +74,73 @@ inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
   return nullptr;
 }
 
-//! Chunks laid out back to back from a 16-byte aligned start (chunk c at element 16 c, all full):
-//! the kernels move whole warp spans of them with coalesced copies. 0 when the layout is not so.
-inline std::int64_t dense_chunks(const void* p, const const_quantized_view& v, std::int64_t ld) {
-  const bool dense = v.rows == 1 || (ld == v.cols && v.cols % v.spec.block == 0);
-  return dense && aligned16(p) ? v.rows * v.cols / chunk_elems : 0;
-}
+//! How the kernels see a rows x cols tensor with leading dimension `ld`. A contiguous 2-D tensor
+//! whose rows hold whole blocks (ld == cols, cols % block == 0) has the same blocks in the same
+//! order, the same codes and scales and the same element indices r * cols + c (stochastic
+//! rounding) as one row of rows * cols elements, so it runs as that row: the 1-D fast path.
+struct launch_layout {
+  block_grid g;
+  std::int64_t ld;
+};
 
-inline block_grid make_grid(const const_quantized_view& v) {
+inline launch_layout layout_of(const const_quantized_view& v, std::int64_t ld) {
+  std::int64_t rows = v.rows, cols = v.cols;
+  if (rows > 1 && ld == cols && cols % v.spec.block == 0) {
+    cols *= rows;
+    rows = 1;
+    ld = cols;
+  }
   int log2_lanes = 0;
-  while ((chunk_elems << log2_lanes) < v.spec.block) ++log2_lanes;
-  return block_grid{v.rows, v.cols, blocks_per_row(v.spec, v.cols), v.spec.block, log2_lanes};
+  while ((chunk_elems << log2_lanes) < v.spec.block)
+    ++log2_lanes;
+  return {block_grid{rows, cols, blocks_per_row(v.spec, cols), v.spec.block, log2_lanes}, ld};
 }
 
-//! Grid size for `chunks` 16-element chunks on the current device.
-inline status launch_shape(std::int64_t chunks, int& grid, int& threads, bool quantize_type = false) {
+//! One row from a 16-byte aligned start: its full chunks lie back to back (chunk c at element
+//! 16 c), so the kernels move whole warp spans of them with coalesced copies. 0 otherwise.
+inline std::int64_t dense_chunks(const void* p, const block_grid& g) {
+  return g.rows == 1 && aligned16(p) ? g.cols / chunk_elems : 0;
+}
+
+//! Kernel arguments of quantize / accumulate_requantize over `buf` with input x (leading
+//! dimension ld), laid out by layout_of.
+template <class T>
+quant_args make_quant_args(const T* x, std::int64_t ld, const quantized_view& buf,
+                           std::uint64_t seed) {
+  const launch_layout l = layout_of(buf, ld);
+  return quant_args{l.g,
+                    l.ld,
+                    rows_vectorizable(x, l.g.rows, l.ld),
+                    aligned4(buf.scales),
+                    dense_chunks(x, l.g),
+                    static_cast<std::uint8_t*>(buf.codes),
+                    buf.scales,
+                    buf.zeros,
+                    buf.spec.scale,
+                    buf.spec.rounding,
+                    seed};
+}
+
+//! Kernel arguments of dequantize / dequantize_accumulate of `in` into y (leading dimension ld).
+template <class T>
+dequant_args make_dequant_args(const const_quantized_view& in, T* y, std::int64_t ld, float alpha) {
+  const launch_layout l = layout_of(in, ld);
+  return dequant_args{l.g,
+                      l.ld,
+                      rows_vectorizable(y, l.g.rows, l.ld),
+                      aligned4(in.scales),
+                      dense_chunks(y, l.g),
+                      static_cast<const std::uint8_t*>(in.codes),
+                      in.scales,
+                      in.zeros,
+                      in.spec.scale,
+                      alpha};
+}
+
+//! Grid size for `chunks` 16-element chunks on the current device: one resident wave of the
+//! quantize-type kernels (`quantize_type`) or of the dequantize-type ones.
+inline status launch_shape(std::int64_t chunks, int& grid, int& threads,
+                           bool quantize_type = false) {
   int dev = 0, sms = 0, major = 0, minor = 0;
   AGOQ_CUDA_RETURN(cudaGetDevice(&dev));
   AGOQ_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -98,7 +150,8 @@ inline status launch_shape(std::int64_t chunks, int& grid, int& threads, bool qu
   threads = t.threads;
   const std::int64_t needed = (chunks + threads - 1) / threads;
   // one resident wave: as many CTAs per SM as the kernel's __launch_bounds__ let in
-  const std::int64_t cap = std::int64_t(sms) * (quantize_type ? quantize_ctas_per_sm : t.ctas_per_sm);
+  const std::int64_t cap =
+      std::int64_t(sms) * (quantize_type ? t.quantize_ctas_per_sm : t.dequantize_ctas_per_sm);
   grid = int(needed < cap ? needed : cap);
   return status::success;
 }
@@ -121,11 +174,10 @@ template <class T>
   if (const char* m = detail::check_view(v, ld)) return detail::refuse("agoq::quantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
-  detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
-                       detail::aligned4(v.scales), detail::dense_chunks(x, v, ld), static_cast<std::uint8_t*>(out.codes), out.scales, out.zeros,
-                       out.spec.scale, out.spec.rounding, seed};
+  const detail::quant_args a = detail::make_quant_args(x, ld, out, seed);
   int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
+    return s;
   return detail::dispatch_format(out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::quantize_kernel<tag_t::value, tag_t::symmetric, T>
@@ -152,9 +204,7 @@ template <class T>
   if (const char* m = detail::check_view(in, ld)) return detail::refuse("agoq::dequantize", m);
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
-  detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(y, in.rows, ld),
-                         detail::aligned4(in.scales), detail::dense_chunks(y, in, ld), static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
-                         in.spec.scale, 1.0f};
+  const detail::dequant_args a = detail::make_dequant_args(in, y, ld, 1.0f);
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
@@ -185,9 +235,7 @@ template <class Acc = float>
     return detail::refuse("agoq::dequantize_accumulate", m);
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
-  detail::dequant_args a{detail::make_grid(in), ld, detail::rows_vectorizable(acc, in.rows, ld),
-                         detail::aligned4(in.scales), detail::dense_chunks(acc, in, ld), static_cast<const std::uint8_t*>(in.codes), in.scales, in.zeros,
-                         in.spec.scale, alpha};
+  const detail::dequant_args a = detail::make_dequant_args(in, acc, ld, alpha);
   int grid = 0, threads = 0;
   if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
@@ -221,11 +269,10 @@ template <class T>
     return detail::refuse("agoq::accumulate_requantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
-  detail::quant_args a{detail::make_grid(v), ld, detail::rows_vectorizable(x, v.rows, ld),
-                       detail::aligned4(v.scales), detail::dense_chunks(x, v, ld), static_cast<std::uint8_t*>(buf.codes), buf.scales, buf.zeros,
-                       buf.spec.scale, buf.spec.rounding, seed};
+  const detail::quant_args a = detail::make_quant_args(x, ld, buf, seed);
   int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success) return s;
+  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
+    return s;
   return detail::dispatch_format(buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
