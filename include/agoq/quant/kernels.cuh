@@ -180,8 +180,7 @@ AGOQ_DEVICE void store16(T* p, int valid, bool vec, const float (&v)[chunk_elems
   }
 }
 
-// ---- codes of a chunk: two packed groups of eight
-// ------------------------------------------------
+// ---- codes of a chunk: two packed groups of eight -----------------------------------------------
 
 //! The 2 * Bits bytes of a chunk's codes (aligned to 2 * Bits bytes for Bits = 2, 4, 8).
 struct chunk_codes {
@@ -373,12 +372,11 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
 #undef AGOQ_UNIFORM16_CASE
 }
 
-// ---- integer rounding without conversion instructions
-// --------------------------------------------- For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is
-// rint(t) (round half to even) held in the low mantissa bits: bits = 0x4B400000 + rint(t). Its low
-// N bits are then rint(t)'s N-bit two's complement code (0x4B400000 has zero low bits), and the
-// float minus the constant is rint(t). This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate
-// conversions) by fp32 adds.
+// ---- integer rounding without conversion instructions -------------------------------------------
+// For |t| <= 2^22 the fp32 sum t + 1.5 * 2^23 is rint(t) (round half to even) held in the low
+// mantissa bits: bits = 0x4B400000 + rint(t). Its low N bits are then rint(t)'s N-bit two's
+// complement code (0x4B400000 has zero low bits), and the float minus the constant is rint(t).
+// This replaces cvt.rni.s32 and cvt.rn.f32.s32 (quarter-rate conversions) by fp32 adds.
 inline constexpr float round_magic = 12582912.0f;
 template <class C> inline constexpr bool int_codec_v = is_integer(C::format_v);
 inline constexpr std::uint32_t round_magic_bits = 0x4B400000u;
@@ -559,8 +557,7 @@ struct dequant_args {
   float alpha; //!< dequantize_accumulate only
 };
 
-// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back
-// ------------
+// ---- staged reads (quant/pipeline.cuh): what each kernel copies ahead, and reads back -----------
 
 //! A chunk's 16 elements are staged when they are all inside the row and 16-byte aligned; other
 //! chunks (tails, unaligned rows) are read directly in the work phase.
@@ -739,8 +736,7 @@ AGOQ_DEVICE void encode_and_store(const quant_args& a, const chunk_pos& p, std::
   if (p.lane == 0) store_params<C>(bp, a.scale, a.scales, a.zeros, p.blk);
 }
 
-// ---- the kernels
-// ---------------------------------------------------------------------------------
+// ---- the kernels --------------------------------------------------------------------------------
 
 //! Trips of codes (and scales) a dequantize kernel has in flight per warp in its dense trips.
 inline constexpr int dequantize_codes_depth = 3;

@@ -35,8 +35,7 @@ constexpr std::size_t stage_bytes(int units) {
   return std::size_t(stages_for(units)) * std::size_t(units) * 16u * quant_threads;
 }
 
-// ---- cp.async
-// ------------------------------------------------------------------------------------
+// ---- cp.async -----------------------------------------------------------------------------------
 
 //! Starts copying Bytes (4, 8 or 16; src and dst aligned to it) from global to shared memory.
 template <int Bytes> AGOQ_DEVICE void cp_async(void* dst, const void* src) {
@@ -85,8 +84,7 @@ template <int N> AGOQ_DEVICE void cp_async_wait() {
 #endif
 }
 
-// ---- the stage buffer and the pipelined loop
-// -----------------------------------------------------
+// ---- the stage buffer and the pipelined loop ----------------------------------------------------
 
 //! The 32-bit shared-memory address of p (what the asm operands below take).
 AGOQ_DEVICE unsigned smem_addr(const void* p) { return unsigned(__cvta_generic_to_shared(p)); }
@@ -118,8 +116,7 @@ template <int Units> struct stage_buffer {
   template <int U> AGOQ_DEVICE uint4* span(int d) const { return area() + d * (U * 32); }
 };
 
-// ---- bulk copies into spans (sm_90: the copy engine, completing on an mbarrier)
-// ------------------
+// ---- bulk copies into spans (sm_90: the copy engine, completing on an mbarrier) -----------------
 
 //! The copies of a warp's spans: span d of U units per chunk (d < D) is filled by at most one
 //! copy at a time, whose completion is tracked by mbarrier d (one arrival: the issuing lane's

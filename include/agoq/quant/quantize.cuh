@@ -17,9 +17,10 @@
 //!
 //! Example:
 //! @code
-//!   const agoq::quant_spec spec{agoq::format::int8, 128};          // INT8, block 128, fp32 scales
-//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec}; // sized by codes_bytes(spec,
-//!   n) AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream));          // d_x: n bf16 values
+//!   // INT8, block 128, fp32 scales; d_codes and d_scales sized by codes_bytes / scales_bytes
+//!   const agoq::quant_spec spec{agoq::format::int8, 128};
+//!   agoq::quantized_view q{d_codes, d_scales, nullptr, 1, n, spec};
+//!   AGOQ_TRY(agoq::quantize(d_x, q, /*seed=*/0, stream)); // d_x: n bf16 values
 //!   AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), d_y, stream));
 //! @endcode
 #pragma once
