@@ -13,8 +13,12 @@
 //!
 //! Flags: --min-bytes B (default 1M), --max-bytes B (1G; sizes step x4), --iters N (20),
 //! --warmup N (5), --algo auto|two_shot|one_shot|ring|tree|all (auto), --type bf16|f32 (bf16),
-//! --chunk N (elements per pipeline chunk, 0 = library default), --block N (128),
-//! --wire int8|fp8_e4m3|fp8_e5m2 (int8). Sizes accept K, M, G suffixes (powers of 1024).
+//! --chunk N (elements per pipeline chunk, 0 = library default: about max shard /
+//! pipeline_chunks, at least pipeline_min_chunk_elements), --block N (128),
+//! --wire int8|fp8_e4m3|fp8_e5m2 (int8), --overlap on|off (on; off runs the same schedules with
+//! nccl_transport's communication stream disabled, every transfer on the caller's stream: the
+//! A/B of the pipelining). Sizes accept K, M, G suffixes (powers of 1024). The algo column shows
+//! the pipeline chunks per shard after a slash (two_shot pipelines when there are 2 or more).
 //! NVLS is never enabled here (the runner exports NCCL_NVLS_ENABLE=0).
 //! Without a GPU it prints "no GPU" and exits 0.
 #include <agoq/agoq.cuh>
@@ -37,6 +41,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -158,6 +163,7 @@ struct options {
   std::int64_t chunk = 0;
   int block = 128;
   agoq::format wire = agoq::format::int8;
+  bool overlap = true;
 };
 
 std::size_t parse_bytes(const std::string& s) {
@@ -198,7 +204,15 @@ options parse(int argc, char** argv) {
       o.chunk = std::atoll(value().c_str());
     else if (a == "--block")
       o.block = std::atoi(value().c_str());
-    else if (a == "--type") {
+    else if (a == "--overlap") {
+      const std::string v = value();
+      if (v == "on")
+        o.overlap = true;
+      else if (v == "off")
+        o.overlap = false;
+      else
+        die("--overlap must be on or off");
+    } else if (a == "--type") {
       const std::string t = value();
       if (t == "bf16")
         o.f32 = false;
@@ -237,7 +251,7 @@ options parse(int argc, char** argv) {
     } else if (a == "--help" || a == "-h") {
       std::printf("usage: %s [--min-bytes B] [--max-bytes B] [--iters N] [--warmup N] "
                   "[--algo auto|two_shot|one_shot|ring|tree|all] [--type bf16|f32] [--chunk N] "
-                  "[--block N] [--wire int8|fp8_e4m3|fp8_e5m2]\n",
+                  "[--block N] [--wire int8|fp8_e4m3|fp8_e5m2] [--overlap on|off]\n",
                   argv[0]);
       std::exit(0);
     } else {
@@ -379,19 +393,32 @@ template <class T> void run_rank(shared_state& sh, int rank) {
       c.algo = a;
       const std::size_t wsb = agoq::allreduce_workspace_size<T>(n, c, cref);
       const double t = time_it(sh, rank, stream, e0, e1, [&] {
-        const agoq::status s = agoq::allreduce(x, y, n, c, ws, wsb, cref, stream);
-        if (s != agoq::status::success)
-          die(std::string("agoq::allreduce: ") + agoq::to_string(s) + ": " +
-              agoq::last_error_message());
+        if (o.overlap) {
+          const agoq::status s = agoq::allreduce(x, y, n, c, ws, wsb, cref, stream);
+          if (s != agoq::status::success)
+            die(std::string("agoq::allreduce: ") + agoq::to_string(s) + ": " +
+                agoq::last_error_message());
+          return;
+        }
+        try { // the same schedule, every transfer on `stream` (this thread's device is rank's)
+          agoq::nccl_transport tr(cref, stream, /*overlap=*/false);
+          agoq::cuda_executor ex(stream);
+          agoq::allreduce(static_cast<const T*>(x), y, n, c, ws, wsb, tr, ex);
+        } catch (const std::exception& e) {
+          die(std::string("agoq::allreduce (overlap off): ") + e.what());
+        }
       });
       if (rank != 0) continue;
       const double err = rel_error(y, n, w, std::is_same<T, float>::value, acc, stream);
       const double algbw = double(bytes) / (t * 1e-6) / 1e9;
       const double busbw = algbw * 2.0 * double(w - 1) / double(w);
+      const agoq::algorithm ra = agoq::resolve_algorithm(c, n, agoq::element_type_of<T>(), w);
       std::string name = agoq::to_string(a);
-      if (a == agoq::algorithm::auto_select)
-        name = std::string("auto:") +
-               agoq::to_string(agoq::resolve_algorithm(c, n, agoq::element_type_of<T>(), w));
+      if (a == agoq::algorithm::auto_select) name = std::string("auto:") + agoq::to_string(ra);
+      if (ra == agoq::algorithm::two_shot || ra == agoq::algorithm::ring) {
+        const agoq::partition p = agoq::make_partition(n, c, w);
+        name += "/" + std::to_string(p.chunks(p.max_shard()));
+      }
       char fp8_t[32] = "n/a", fp8_x[32] = "", fp8_e[32] = "n/a";
       if (t_fp8 >= 0) {
         std::snprintf(fp8_t, sizeof(fp8_t), "%.1f", t_fp8);
@@ -442,12 +469,14 @@ int main(int argc, char** argv) {
   std::printf("# agoq all-reduce benchmark: %s x %d (world size %d), NCCL %d, "
               "NCCL_NVLS_ENABLE=%s\n",
               prop.name, ndev, ndev, nccl_version, nvls ? nvls : "(unset)");
-  std::printf("# agoq: wire %s, block %d, %s rounding, chunk %lld elements; data N(0,1) x %.0e; "
+  const std::string chunk =
+      opt.chunk ? std::to_string(opt.chunk) + " elements"
+                : "auto (max shard / " + std::to_string(agoq::pipeline_chunks) +
+                      ", >= " + std::to_string(agoq::pipeline_min_chunk_elements) + " elements)";
+  std::printf("# agoq: wire %s, block %d, %s rounding, chunk %s, overlap %s; data N(0,1) x %.0e; "
               "time = median of %d after %d warm-up (CUDA events, rank 0, after a barrier)\n",
-              agoq::to_string(opt.wire), opt.block, "nearest",
-              static_cast<long long>(
-                  opt.chunk ? opt.chunk : agoq::default_chunk_elements / opt.block * opt.block),
-              double(data_scale), opt.iters, opt.warmup);
+              agoq::to_string(opt.wire), opt.block, "nearest", chunk.c_str(),
+              opt.overlap ? "on" : "off", double(data_scale), opt.iters, opt.warmup);
   std::vector<std::thread> threads;
   for (int r = 0; r < ndev; ++r)
     threads.emplace_back([&, r] {

@@ -4,7 +4,9 @@
 // ncclUniqueId passed through a pipe). Every algorithm, fp32/bf16, awkward counts: outputs
 // bitwise identical across ranks AND bitwise identical to the same schedule over the in-process
 // host transport (agoq::ref); relative L2 error against an fp64 reference; average; in place;
-// stochastic rounding; several chunks; other wire formats; CUDA graph capture; argument errors.
+// stochastic rounding; several chunks; the pipelined two-shot (many chunks, the default chunk of
+// a large message, graph capture, the transport's overlap switched off, two calls back to back
+// on one stream and workspace); other wire formats; CUDA graph capture; argument errors.
 #include "common/accuracy.hpp"
 #include "common/thread_barrier.hpp"
 #include "gpu/gpu_test.cuh"
@@ -186,7 +188,12 @@ protected:
   }
 };
 
-enum class mode { eager, in_place, graph };
+//! eager: out of place; in_place; graph: captured in a CUDA graph, then launched twice back to
+//! back (a replay reuses the workspace of the one before); serial: the schedule called directly
+//! with nccl_transport's overlap off (every transfer on the caller's stream); twice: a first call
+//! on other input (0x3C bytes) and, without synchronizing, the input copied back on the stream
+//! (device to device) and a second call with the same stream and workspace (the result).
+enum class mode { eager, in_place, graph, serial, twice };
 
 //! Runs agoq::allreduce on every GPU, one host thread per rank; returns every rank's output.
 //! A rank that fails to enqueue makes every rank abort instead of waiting forever.
@@ -211,7 +218,9 @@ grid_t gpu_allreduce(const grid_t& in, std::int64_t count, const allreduce_confi
         for (std::int64_t i = 0; i < count; ++i)
           hx[std::size_t(i)] = to_t<T>(in[std::size_t(r)][std::size_t(i)]);
         device_buffer<T> x{static_cast<std::size_t>(count)}, y{static_cast<std::size_t>(count)};
+        device_buffer<T> x0{m == mode::twice ? static_cast<std::size_t>(count) : 0};
         x.upload(hx);
+        if (m == mode::twice) x0.upload(hx);
         y.fill_bytes(0xA5);
         const std::size_t wsb = agoq::allreduce_workspace_size<T>(count, cfg, comm);
         device_buffer<unsigned char> ws(wsb + 256);
@@ -233,7 +242,24 @@ grid_t gpu_allreduce(const grid_t& in, std::int64_t count, const allreduce_confi
           AGOQ_CUDA_TRY(cudaGraphInstantiate(&exec, graph, 0));
           AGOQ_CUDA_TRY(cudaGraphDestroy(graph));
           AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+          AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+        } else if (m == mode::serial) {
+          agoq::nccl_transport tr(comm, stream, /*overlap=*/false);
+          agoq::cuda_executor ex(stream);
+          agoq::allreduce(static_cast<const T*>(x.ptr), dst, count, cfg, ws.ptr, wsb, tr, ex);
         } else {
+          if (m == mode::twice) {
+            AGOQ_CUDA_TRY(cudaMemsetAsync(x.ptr, 0x3C, hx.size() * sizeof(T), stream));
+            const agoq::status s0 =
+                agoq::allreduce(x.ptr, dst, count, cfg, ws.ptr, wsb, comm, stream);
+            if (s0 != agoq::status::success)
+              throw std::runtime_error(std::string("allreduce (first): ") + agoq::to_string(s0));
+            // device to device: a copy from pageable host memory would synchronize the stream
+            // (the first call would be complete before the second is enqueued, hiding any
+            // hazard between the two calls)
+            AGOQ_CUDA_TRY(cudaMemcpyAsync(x.ptr, x0.ptr, hx.size() * sizeof(T),
+                                          cudaMemcpyDeviceToDevice, stream));
+          }
           const agoq::status s = agoq::allreduce(x.ptr, dst, count, cfg, ws.ptr, wsb, comm, stream);
           if (s != agoq::status::success)
             throw std::runtime_error(std::string("allreduce: ") + agoq::to_string(s) + ": " +
@@ -389,15 +415,71 @@ TEST_F(Allreduce, OtherWireFormatsMatchHostTransport) {
     }
 }
 
+// Every algorithm captured in a graph. The chunk pipelines two-shot on up to 8 GPUs, and the
+// cached communication streams are released first, so the first pipelined call (two_shot comes
+// first) creates its stream and events inside the capture (relaxed capture mode, comm/nccl.hpp):
+// earlier tests have otherwise always created them eagerly.
 TEST_F(Allreduce, CapturedInCudaGraph) {
   AGOQ_REQUIRE_DEVICE();
+  for (int d = 0; d < world_size(); ++d) { // every stream is idle: gpu_allreduce synchronized
+    AGOQ_CUDA_TRY(cudaSetDevice(d));
+    agoq::release_comm_streams(agoq::comm_ref(g_world->comms[std::size_t(d)]));
+  }
+  AGOQ_CUDA_TRY(cudaSetDevice(0));
   const std::int64_t count = 1000003;
   const auto in = make_inputs<__nv_bfloat16>(world_size(), count, 79);
   for (algorithm a : every_algo) {
     SCOPED_TRACE(agoq::to_string(a));
-    check_against_host<__nv_bfloat16>(in, count, with(a, 128 * 2000), mode::graph);
+    check_against_host<__nv_bfloat16>(in, count, with(a, 128 * 480), mode::graph);
     if (::testing::Test::HasFatalFailure()) return;
   }
+}
+
+// The pipelined two-shot: many chunks (a tiny chunk), a few, and one; f32 and bf16; sum and
+// average; stochastic rounding (per-chunk seeds and indices); out of place, in place, in a CUDA
+// graph, with the overlap off, and twice back to back on one stream and workspace.
+TEST_F(Allreduce, PipelinedTwoShotMatchesHostTransport) {
+  AGOQ_REQUIRE_DEVICE();
+  const int w = world_size();
+  const std::int64_t count = 1000003;
+  const auto in32 = make_inputs<float>(w, count, 83);
+  const auto in16 = make_inputs<__nv_bfloat16>(w, count, 89);
+  int k = 0;
+  for (std::int64_t chunk : {std::int64_t(128 * 16), std::int64_t(128 * 300), std::int64_t(0)})
+    for (mode m : {mode::eager, mode::in_place, mode::graph, mode::serial, mode::twice}) {
+      allreduce_config c = with(algorithm::two_shot, chunk);
+      if (k % 3 == 1) c.op = agoq::reduce_op::average;
+      if (k % 4 == 2) {
+        c.rounding = agoq::rounding::stochastic;
+        c.seed = 4242 + std::uint64_t(k);
+      }
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + " mode " + std::to_string(int(m)) + " cfg " +
+                   [&] {
+                     std::ostringstream os;
+                     os << c;
+                     return os.str();
+                   }());
+      const double eb = c.rounding == agoq::rounding::stochastic ? 0.02 : -1.0;
+      if (k++ % 2)
+        check_against_host<float>(in32, count, c, m, eb);
+      else
+        check_against_host<__nv_bfloat16>(in16, count, c, m, eb);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+}
+
+// A message large enough for the default chunk to pipeline (several chunks of
+// pipeline_min_chunk_elements or more per shard).
+TEST_F(Allreduce, DefaultChunkPipelinesALargeMessage) {
+  AGOQ_REQUIRE_DEVICE();
+  const int w = world_size();
+  const std::int64_t count = std::int64_t(w) * 3 * agoq::pipeline_min_chunk_elements + 1001;
+  const allreduce_config c = with(algorithm::auto_select);
+  const agoq::partition p = agoq::make_partition(count, c, w);
+  ASSERT_GE(p.chunks(p.max_shard()), 3);
+  ASSERT_EQ(agoq::resolve_algorithm(c, count, agoq::element_type::bf16, w), algorithm::two_shot);
+  check_against_host<__nv_bfloat16>(make_inputs<__nv_bfloat16>(w, count, 101), count, c,
+                                    mode::in_place);
 }
 
 TEST_F(Allreduce, BadArgumentsReturnInvalidArgumentNamingIt) {
@@ -447,6 +529,15 @@ TEST_F(Allreduce, BadArgumentsReturnInvalidArgumentNamingIt) {
 
 constexpr std::int64_t mp_count = 1000003;
 constexpr std::uint32_t mp_seed = 97;
+//! What every child runs: each algorithm with the default chunk (one chunk per shard at this
+//! count), then two_shot pipelined over many chunks (the communication stream across processes).
+constexpr int mp_configs = int(sizeof(every_algo) / sizeof(every_algo[0])) + 1;
+allreduce_config mp_config(int k) {
+  return k + 1 < mp_configs ? with(every_algo[k]) : with(algorithm::two_shot, 128 * 64);
+}
+std::string mp_name(int k) {
+  return k + 1 < mp_configs ? agoq::to_string(every_algo[k]) : "two_shot_pipelined";
+}
 
 std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
@@ -495,9 +586,9 @@ TEST(AllreduceMultiProcessChild, Run) {
     device_buffer<__nv_bfloat16> x{static_cast<std::size_t>(mp_count)},
         y{static_cast<std::size_t>(mp_count)};
     x.upload(hx);
-    AGOQ_CUDA_TRY(cudaDeviceSynchronize()); // the legacy-stream upload, before `stream` reads x
-    for (algorithm a : every_algo) {
-      const allreduce_config c = with(a);
+    AGOQ_CUDA_TRY(cudaDeviceSynchronize()); // the upload ran on the legacy stream
+    for (int k = 0; k < mp_configs; ++k) {
+      const allreduce_config c = mp_config(k);
       const std::size_t wsb =
           agoq::allreduce_workspace_size<__nv_bfloat16>(mp_count, c, agoq::comm_ref(comm));
       device_buffer<unsigned char> ws(wsb);
@@ -508,10 +599,10 @@ TEST(AllreduceMultiProcessChild, Run) {
       std::vector<float> f(hy.size());
       for (std::size_t i = 0; i < hy.size(); ++i)
         f[i] = to_f(hy[i]);
-      report << agoq::to_string(a) << ' ' << fnv1a(f) << ' ' << rel_l2(f, reference_sum(in))
-             << '\n';
+      report << mp_name(k) << ' ' << fnv1a(f) << ' ' << rel_l2(f, reference_sum(in)) << '\n';
     }
     AGOQ_CUDA_TRY(cudaStreamDestroy(stream));
+    agoq::release_comm_streams(agoq::comm_ref(comm)); // the documented order: before the destroy
     AGOQ_NCCL_TRY(ncclCommDestroy(comm));
   } catch (const std::exception& e) {
     report << "error " << e.what() << '\n';
@@ -618,9 +709,11 @@ TEST(AllreduceMultiProcess, OneProcessPerGpu) {
   // Expected: the same schedules over the host transport.
   const grid_t in = make_inputs<__nv_bfloat16>(world, mp_count, mp_seed);
   const std::vector<double> ref = reference_sum(in);
-  for (algorithm a : every_algo) {
-    SCOPED_TRACE(agoq::to_string(a));
-    const grid_t host = host_allreduce<__nv_bfloat16>(in, mp_count, with(a));
+  for (int k = 0; k < mp_configs; ++k) {
+    const allreduce_config cfg = mp_config(k);
+    const std::string name_k = mp_name(k);
+    SCOPED_TRACE(name_k);
+    const grid_t host = host_allreduce<__nv_bfloat16>(in, mp_count, cfg);
     const std::uint64_t want = fnv1a(host[0]);
     for (int r = 0; r < world; ++r) {
       std::istringstream lines(kids[std::size_t(r)].out);
@@ -631,7 +724,7 @@ TEST(AllreduceMultiProcess, OneProcessPerGpu) {
       while (lines >> name) {
         if (name == "error") break;
         lines >> hash >> err;
-        if (name == agoq::to_string(a)) {
+        if (name == name_k) {
           found = true;
           break;
         }
@@ -640,11 +733,11 @@ TEST(AllreduceMultiProcess, OneProcessPerGpu) {
                          << kids[std::size_t(r)].out;
       EXPECT_EQ(hash, want) << "rank " << r << " differs from the host transport";
       const algorithm ra =
-          agoq::resolve_algorithm(with(a), mp_count, agoq::element_type::bf16, world);
+          agoq::resolve_algorithm(cfg, mp_count, agoq::element_type::bf16, world);
       EXPECT_LE(err, bound(ra, world, mp_count, true)) << "rank " << r;
     }
     EXPECT_LE(rel_l2(host[0], ref),
-              bound(agoq::resolve_algorithm(with(a), mp_count, agoq::element_type::bf16, world),
+              bound(agoq::resolve_algorithm(cfg, mp_count, agoq::element_type::bf16, world),
                     world, mp_count, true));
   }
 }

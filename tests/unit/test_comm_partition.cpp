@@ -99,11 +99,49 @@ TEST(CommPartition, ChunksAndPackedMessages) {
   EXPECT_EQ(p.chunk_offset(s, 2), 2 * agoq::align_up(264, agoq::message_alignment));
   EXPECT_EQ(p.packed_bytes(s, 1000), 4 * agoq::align_up(264, agoq::message_alignment));
   EXPECT_EQ(p.packed_bytes(s, 0), 0u);
-  // default chunk is a whole number of blocks
+  // the default chunk: whole blocks, about max shard / pipeline_chunks, never below the minimum
   allreduce_config d;
   d.block = 256;
-  EXPECT_EQ(agoq::chunk_elements(d) % 256, 0);
-  EXPECT_GT(agoq::chunk_elements(d), 0);
+  const std::int64_t least = agoq::pipeline_min_chunk_elements / 256 * 256;
+  EXPECT_EQ(agoq::chunk_elements(d, 1000, 4), least);
+  EXPECT_EQ(agoq::chunk_elements(d, 0, 1), least);
+  EXPECT_EQ(agoq::chunk_elements(d, std::int64_t(1) << 30, 4),
+            (std::int64_t(1) << 28) / agoq::pipeline_chunks);
+  for (std::int64_t count : {std::int64_t(300000007), std::int64_t(1) << 33})
+    for (int w : {1, 3, 8}) {
+      const std::int64_t c = agoq::chunk_elements(d, count, w);
+      const agoq::partition q = agoq::make_partition(count, d, w);
+      EXPECT_EQ(q.chunk, c);
+      EXPECT_EQ(c % 256, 0);
+      EXPECT_GE(c, least);
+      EXPECT_LE(q.chunks(q.max_shard()), agoq::pipeline_chunks) << count << " " << w;
+      if (c > least) {
+        EXPECT_GE(q.chunks(q.max_shard()), agoq::pipeline_chunks - 1);
+      }
+    }
+  d.chunk = 512; // an explicit chunk is taken as it is
+  EXPECT_EQ(agoq::chunk_elements(d, std::int64_t(1) << 30, 4), 512);
+}
+
+TEST(CommPartition, InterleavedPackingHoldsEveryShardsChunks) {
+  allreduce_config cfg;
+  cfg.chunk = 384;
+  const agoq::quant_spec s = cfg.spec();
+  for (int w : {1, 2, 3, 5})
+    for (std::int64_t count : {std::int64_t(1), std::int64_t(1000), std::int64_t(9999)}) {
+      const agoq::partition p = agoq::make_partition(count, cfg, w);
+      const std::int64_t span = p.max_shard();
+      std::size_t end = 0;
+      for (std::int64_t c = 0; c < p.chunks(span); ++c) {
+        const std::size_t st = p.interleaved_stride(s, span, c);
+        EXPECT_EQ(p.interleaved_offset(s, c), end) << "chunk regions back to back";
+        EXPECT_EQ(st % agoq::message_alignment, 0u);
+        for (int k = 0; k < w; ++k)
+          EXPECT_LE(agoq::message_bytes(s, p.chunk_size(p.shard(k).size(), c)), st);
+        end += std::size_t(w) * st;
+      }
+      EXPECT_EQ(end, std::size_t(w) * p.packed_bytes(s, span));
+    }
 }
 
 TEST(CommSchedule, AutoSelectionCrossovers) {
@@ -131,8 +169,11 @@ TEST(CommWorkspace, SizeQuery) {
   const std::int64_t n = 1 << 20;
   c.algo = algorithm::two_shot;
   const std::size_t two = agoq::allreduce_workspace_size(n, element_type::bf16, c, 4);
-  EXPECT_GE(two, std::size_t(2 * n)); // ~ 2 * n * 1.03 bytes + a chunk accumulator
-  EXPECT_LE(two, std::size_t(2.2 * n) + 4 * std::size_t(n / 4) + 8192);
+  EXPECT_GE(two, std::size_t(2 * n)); // ~ 2 * n * 1.03 bytes, no fp32 accumulator
+  EXPECT_LE(two, std::size_t(2.1 * n) + 8192);
+  c.algo = algorithm::one_shot; // W * n * 1.03 bytes
+  EXPECT_LE(agoq::allreduce_workspace_size(n, element_type::bf16, c, 4),
+            std::size_t(4.2 * n) + 8192);
   c.algo = algorithm::tree;
   EXPECT_EQ(agoq::allreduce_workspace_size(n, element_type::bf16, c, 2),
             agoq::allreduce_workspace_size(n, element_type::bf16, c, 8));

@@ -3,7 +3,9 @@
 //! The GPU all-reduce: agoq's quantized-wire, fp32-accumulated all-reduce over an NCCL
 //! communicator, in NCCL's shape (send, recv, count, config, workspace, communicator, stream).
 //! It runs the schedules of comm/schedule.hpp with nccl_transport (comm/nccl.hpp) and
-//! cuda_executor (comm/cuda_executor.cuh).
+//! cuda_executor (comm/cuda_executor.cuh): for large messages two-shot, pipelined over chunks
+//! with one fused kernel per step and chunk, its codec kernels overlapping the NCCL transfers of
+//! neighbouring chunks.
 //!
 //! @code
 //!   agoq::allreduce_config cfg;                        // INT8 wire, block 128, sum, auto
@@ -99,9 +101,16 @@ inline std::size_t allreduce_workspace_size(std::int64_t count, const allreduce_
 //! @param comm       a blocking NCCL communicator whose device is `stream`'s device
 //! @param stream     every kernel and NCCL operation is enqueued here, in order
 //!
-//! Stream semantics: returns once everything is enqueued; nothing allocates, synchronizes or
-//! blocks the host, so the call may be captured in a CUDA graph. The communicator's device is
-//! made current during the call and the caller's current device restored. Must not be called
+//! Stream semantics: returns once everything is enqueued; nothing allocates device memory,
+//! synchronizes or blocks the host, so the call may be captured in a CUDA graph. Everything is
+//! ordered after the work enqueued on `stream` before the call, and work enqueued on `stream`
+//! after it is ordered after all of it. Inside, a pipelined two-shot (more than one chunk) runs
+//! its transfers on a communication stream that nccl_transport creates once per communicator
+//! and caches (comm/nccl.hpp; release_comm_streams() frees it), forked from and joined back to
+//! `stream` with CUDA events, so that codec kernels overlap NCCL transfers; the first such call
+//! on a communicator creates that stream and its events (in relaxed capture mode, so also inside
+//! a capture). The communicator's device is made current during the call and the caller's
+//! current device restored. Must not be called
 //! inside an open ncclGroupStart (the schedules interleave kernels with grouped transfers).
 //! Every rank of `comm` must call it with the same count and cfg, in the same order as its other
 //! collectives on `comm`.

@@ -65,6 +65,19 @@ inline std::ostream& operator<<(std::ostream& os, algorithm a) { return os << to
 inline std::ostream& operator<<(std::ostream& os, reduce_op op) { return os << to_string(op); }
 inline std::ostream& operator<<(std::ostream& os, element_type t) { return os << to_string(t); }
 
+//! Pipeline chunks the library aims for per shard when allreduce_config::chunk is 0: two-shot
+//! cuts each rank's shard into about this many chunks, so that while chunk c is exchanged chunk
+//! c+1 is quantized and chunk c-1 reduced (comm/schedule.hpp). More chunks shorten the pipeline's
+//! fill and drain (one chunk's codec work and gather are not hidden) and cost one grouped
+//! send/recv and one all-gather each. A measurement knob: bench/allreduce_bench.cu --chunk
+//! overrides the resulting chunk for a sweep.
+constexpr std::int64_t pipeline_chunks = 16;
+
+//! The smallest default chunk (elements; rounded down to whole blocks): a chunk below it would
+//! make messages too small for NVLink bandwidth, so small messages use fewer (down to one)
+//! chunks. With one chunk nothing is pipelined and everything stays on the caller's stream.
+constexpr std::int64_t pipeline_min_chunk_elements = std::int64_t(1) << 20;
+
 //! How an all-reduce is carried out. Defaults: INT8 codes, one fp32 scale per 128 elements,
 //! round to nearest even, sum, automatic algorithm, pipeline chunk chosen by the library.
 struct allreduce_config {
@@ -75,7 +88,8 @@ struct allreduce_config {
   reduce_op op = reduce_op::sum;                          //!< sum or average
   agoq::algorithm algo = agoq::algorithm::auto_select;    //!< schedule (auto: select_algorithm())
   std::uint64_t seed = 0; //!< stochastic rounding seed (salted per stage/rank/shard/chunk)
-  //! Elements per pipeline chunk: 0 = library default (comm/partition.hpp), else a positive
+  //! Elements per pipeline chunk: 0 = library default (chunk_elements() in comm/partition.hpp:
+  //! about max shard / pipeline_chunks, at least pipeline_min_chunk_elements), else a positive
   //! multiple of `block`. It changes the message granularity and the stochastic-rounding noise
   //! streams, never the summation order, so RNE results do not depend on it.
   std::int64_t chunk = 0;

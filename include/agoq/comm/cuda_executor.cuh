@@ -3,15 +3,24 @@
 //! `cuda_executor`: the Executor of comm/transport.hpp as kernels on one CUDA stream, bit for bit
 //! the host executor (comm/host_transport.hpp, agoq::ref). No NCCL needed.
 //!
-//! | Executor op  | kernel                                                               |
-//! |--------------|----------------------------------------------------------------------|
-//! | quantize     | agoq::quantize, 1-D view of the message (codes, then scales)         |
-//! | decode       | agoq::dequantize<float> into the accumulator                         |
-//! | decode_add   | agoq::dequantize_accumulate, alpha = 1 (fmaf(q, 1, a) == a + q)      |
-//! | dequantize   | agoq::dequantize<T>                                                  |
-//! | load/add     | elementwise: acc = float(x) / acc = __fadd_rn(acc, float(x))         |
-//! | divide       | elementwise: acc = __fdiv_rn(acc, divisor)                           |
-//! | store        | elementwise: y = T(acc), round to nearest even                       |
+//! | Executor op     | kernel                                                               |
+//! |-----------------|----------------------------------------------------------------------|
+//! | quantize        | agoq::quantize, 1-D view of the message (codes, then scales)         |
+//! | decode          | agoq::dequantize<float> into the accumulator                         |
+//! | decode_add      | agoq::dequantize_accumulate, alpha = 1 (fmaf(q, 1, a) == a + q)      |
+//! | dequantize      | agoq::dequantize<T>                                                  |
+//! | load/add        | elementwise: acc = float(x) / acc = __fadd_rn(acc, float(x))         |
+//! | divide          | elementwise: acc = __fdiv_rn(acc, divisor)                           |
+//! | store           | elementwise: y = T(acc), round to nearest even                       |
+//! | reduce_quantize | one fused kernel (comm/reduce_kernels.cuh): decode w messages, fp32  |
+//! |                 | sum left to right, divide, requantize; no fp32 buffer                |
+//! | reduce_store    | the same, converting the sum to T                                    |
+//! | quantize_many   | one launch per comm_max_jobs jobs (comm/reduce_kernels.cuh)          |
+//! | dequantize_many | one launch per comm_max_jobs jobs (comm/reduce_kernels.cuh)          |
+//!
+//! The schedules' pipelined two-shot path uses only the last four (short-lived CTAs that leave
+//! room for NCCL kernels on the communication stream; comm/reduce_kernels.cuh says why); ring
+//! and tree use the others.
 //!
 //! Stochastic rounding: a message of n elements is quantized as a 1 x n tensor starting at the
 //! message start, so element i draws philox(seed, i) as the host executor does.
@@ -21,6 +30,7 @@
 #pragma once
 
 #include "agoq/comm/partition.hpp"
+#include "agoq/comm/reduce_kernels.cuh"
 #include "agoq/comm/transport.hpp"
 #include "agoq/error.hpp"
 #include "agoq/quant/quantize.cuh"
@@ -87,7 +97,7 @@ __global__ static void __launch_bounds__(256)
 } // namespace detail
 
 //! The Executor of comm/transport.hpp on one CUDA stream (see the table at the top of this file).
-//! Cheap to construct (one device-attribute query); holds no memory. Operations throw
+//! Cheap to construct (a few device-attribute queries); holds no memory. Operations throw
 //! agoq::invalid_argument (a message the launchers refuse, e.g. misaligned codes) or
 //! agoq::cuda_error (a failed launch).
 class cuda_executor {
@@ -98,6 +108,7 @@ public:
     AGOQ_CUDA_TRY(cudaGetDevice(&dev));
     AGOQ_CUDA_TRY(cudaDeviceGetAttribute(&m_sms, cudaDevAttrMultiProcessorCount, dev));
     if (m_sms < 1) m_sms = 1;
+    m_codec = detail::comm_tuning();
   }
 
   cudaStream_t stream() const noexcept { return m_stream; }
@@ -143,6 +154,28 @@ public:
   template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
     AGOQ_TRY(agoq::dequantize(message_view(msg, n, s), y, m_stream));
   }
+  //! out = Q(D(m_0) + ... + D(m_{w-1}) [/ divisor]), m_j = msgs + j * stride: one kernel.
+  void reduce_quantize(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                       const quant_spec& s, float divisor, quantized_view out, std::uint64_t seed) {
+    AGOQ_TRY(
+        detail::comm_reduce_quantize(msgs, stride, w, n, s, divisor, out, seed, m_codec, m_stream));
+  }
+  //! y = T(D(m_0) + ... + D(m_{w-1}) [/ divisor]), RNE: one kernel.
+  template <class T>
+  void reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                    const quant_spec& s, float divisor, T* y) {
+    AGOQ_TRY(detail::comm_reduce_store(msgs, stride, w, n, s, divisor, y, m_codec, m_stream));
+  }
+  //! quantize(job) for every job, comm_max_jobs per launch.
+  template <class T>
+  void quantize_many(const quantize_job<T>* jobs, int count, const quant_spec& s) {
+    AGOQ_TRY(detail::comm_quantize_many(jobs, count, s, m_codec, m_stream));
+  }
+  //! dequantize(job) for every job, comm_max_jobs per launch.
+  template <class T>
+  void dequantize_many(const dequantize_job<T>* jobs, int count, const quant_spec& s) {
+    AGOQ_TRY(detail::comm_dequantize_many(jobs, count, s, m_codec, m_stream));
+  }
 
 private:
   static constexpr int threads = 256;
@@ -155,6 +188,7 @@ private:
 
   cudaStream_t m_stream;
   int m_sms = 1;
+  detail::comm_codec_tuning m_codec{}; //!< launch shape of the fused kernels, queried once
 };
 
 static_assert(is_executor_v<cuda_executor, float>, "cuda_executor must model Executor");

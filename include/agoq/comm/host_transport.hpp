@@ -202,7 +202,9 @@ private:
 };
 
 //! The Executor of comm/transport.hpp on host memory, by the reference codecs (agoq::ref).
-//! Stateless; every call is synchronous.
+//! Every call is synchronous. The fused reductions are literally the unfused sequence (decode,
+//! decode_add..., divide, then quantize or store) on a scratch fp32 buffer the executor keeps,
+//! so they are the bit-exact oracle of the GPU's one-kernel versions.
 struct host_executor {
   template <class T>
   void quantize(const T* x, std::int64_t n, void* msg, const quant_spec& s, std::uint64_t seed) {
@@ -233,10 +235,48 @@ struct host_executor {
   template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
     ref::dequantize(message_view(msg, n, s), y);
   }
+  //! out = Q(D(m_0) + ... + D(m_{w-1}) [/ divisor]), m_j = msgs + j * stride.
+  void reduce_quantize(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                       const quant_spec& s, float divisor, quantized_view out, std::uint64_t seed) {
+    if (n <= 0) return;
+    check_out(out, n, s);
+    ref::quantize(sum(msgs, stride, w, n, s, divisor), out, seed);
+  }
+  //! y = T(D(m_0) + ... + D(m_{w-1}) [/ divisor]), RNE.
+  template <class T>
+  void reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                    const quant_spec& s, float divisor, T* y) {
+    if (n <= 0) return;
+    store(static_cast<const float*>(sum(msgs, stride, w, n, s, divisor)), n, y);
+  }
+
+private:
+  //! The fp32 sum in rank order (and the division), in the scratch buffer.
+  float* sum(const void* msgs, std::size_t stride, int w, std::int64_t n, const quant_spec& s,
+             float divisor) {
+    if (w < 1) throw invalid_argument("agoq::host_executor: w must be >= 1");
+    m_acc.resize(std::size_t(n));
+    float* acc = m_acc.data();
+    const auto* m = static_cast<const std::uint8_t*>(msgs);
+    decode(m, n, s, acc);
+    for (int j = 1; j < w; ++j)
+      decode_add(m + std::size_t(j) * stride, n, s, acc);
+    if (divisor != 1.0f) divide(acc, n, divisor);
+    return acc;
+  }
+  static void check_out(const quantized_view& out, std::int64_t n, const quant_spec& s) {
+    if (out.rows != 1 || out.cols != n || out.spec.format != s.format ||
+        out.spec.block != s.block || out.spec.scale != s.scale || !out.spec.symmetric)
+      throw invalid_argument("agoq::host_executor::reduce_quantize: out must be a symmetric 1 x n "
+                             "view with the messages' format, block and scale kind");
+  }
+  std::vector<float> m_acc;
 };
 
 static_assert(is_transport_v<host_transport>, "host_transport must model Transport");
 static_assert(is_executor_v<host_executor, float>, "host_executor must model Executor");
+static_assert(is_executor_v<host_executor, __nv_bfloat16>, "host_executor must model Executor");
+static_assert(is_executor_v<host_executor, __half>, "host_executor must model Executor");
 
 //! Runs fn(host_transport&, host_executor&) on `world` threads (rank r on thread r) over one
 //! fresh host_fabric, joins them, and rethrows the exception of the rank that failed first (the

@@ -30,10 +30,6 @@ namespace agoq {
 //! Alignment (bytes) of every message inside a packed range and of every workspace region.
 constexpr std::size_t message_alignment = 256;
 
-//! Default pipeline chunk in elements (rounded down to a whole number of blocks). A placeholder:
-//! the GPU benchmark sets it (it trades codec/communication overlap against per-message latency).
-constexpr std::int64_t default_chunk_elements = std::int64_t(1) << 20;
-
 //! Half-open element range [begin, end).
 struct element_range {
   std::int64_t begin = 0;
@@ -57,10 +53,10 @@ constexpr std::size_t message_bytes(const quant_spec& s, std::int64_t n) noexcep
 //! The split of `count` elements over `world` ranks and into chunks. Plain value; all ranks
 //! computing it from the same (count, config, world) get the same result.
 struct partition {
-  std::int64_t count = 0;                      //!< elements in the whole buffer
-  int world = 1;                               //!< ranks
-  int block = 128;                             //!< elements per block (scale)
-  std::int64_t chunk = default_chunk_elements; //!< elements per chunk (multiple of block, > 0)
+  std::int64_t count = 0;                           //!< elements in the whole buffer
+  int world = 1;                                    //!< ranks
+  int block = 128;                                  //!< elements per block (scale)
+  std::int64_t chunk = pipeline_min_chunk_elements; //!< elements per chunk (k * block, > 0)
 
   //! Blocks in the whole buffer.
   constexpr std::int64_t blocks() const noexcept { return (count + block - 1) / block; }
@@ -102,12 +98,35 @@ struct partition {
     return chunk_offset(s, nc - 1) +
            align_up(message_bytes(s, chunk_size(n, nc - 1)), message_alignment);
   }
+
+  //! Chunk-major packing of `world` ranges of at most n elements (world * packed_bytes(s, n)
+  //! bytes): chunk c of every range lies together, range k's message at
+  //! interleaved_offset(s, c) + k * interleaved_stride(s, n, c), so that one all-gather of
+  //! interleaved_stride bytes per rank moves chunk c of every range.
+  constexpr std::size_t interleaved_offset(const quant_spec& s, std::int64_t c) const noexcept {
+    return std::size_t(world) * chunk_offset(s, c);
+  }
+  //! The per-range stride of chunk c in the chunk-major packing (see interleaved_offset).
+  constexpr std::size_t interleaved_stride(const quant_spec& s, std::int64_t n,
+                                           std::int64_t c) const noexcept {
+    return align_up(message_bytes(s, chunk_size(n, c)), message_alignment);
+  }
 };
 
-//! The pipeline chunk (elements) used for `cfg`: cfg.chunk if set, else the default rounded down
-//! to whole blocks. Precondition: validate(cfg) == nullptr.
-constexpr std::int64_t chunk_elements(const allreduce_config& cfg) noexcept {
-  return cfg.chunk > 0 ? cfg.chunk : default_chunk_elements / cfg.block * cfg.block;
+//! The pipeline chunk (elements) used for `count` elements on `world` ranks under `cfg`:
+//! cfg.chunk if set, else ceil(max shard / pipeline_chunks) rounded up to whole blocks and at
+//! least pipeline_min_chunk_elements rounded down to whole blocks (comm/config.hpp). A function
+//! of (count, cfg, world) only, so every rank gets the same. Preconditions: count >= 0,
+//! world >= 1, validate(cfg) == nullptr.
+constexpr std::int64_t chunk_elements(const allreduce_config& cfg, std::int64_t count,
+                                      int world) noexcept {
+  if (cfg.chunk > 0) return cfg.chunk;
+  const std::int64_t b = cfg.block;
+  const std::int64_t nb = (count + b - 1) / b;
+  const std::int64_t max_shard = (nb + world - 1) / world * b; // blocks of shard 0, as elements
+  const std::int64_t want = (max_shard + pipeline_chunks * b - 1) / (pipeline_chunks * b) * b;
+  const std::int64_t least = pipeline_min_chunk_elements / b * b;
+  return want > least ? want : least;
 }
 
 //! The partition of `count` elements over `world` ranks under `cfg`.
@@ -118,7 +137,7 @@ constexpr partition make_partition(std::int64_t count, const allreduce_config& c
   p.count = count;
   p.world = world;
   p.block = cfg.block;
-  p.chunk = chunk_elements(cfg);
+  p.chunk = chunk_elements(cfg, count, world);
   return p;
 }
 

@@ -17,19 +17,35 @@
 //!   2. all-to-all (grouped send/recv per chunk): owner k receives m[0..W-1][k];
 //!   3. owner k: s = D(m[0][k]) + D(m[1][k]) + ... + D(m[W-1][k]), left to right (fixed rank
 //!      order 0..W-1, the owner's own piece decoded like the others); average: s = s / W;
-//!      then its shard is requantized once: f[k] = Q(s);
-//!   4. all-gather of f[0..W-1]; every rank (the owner too) writes y = T(D(f)), RNE.
+//!      then its shard is requantized once: f[k] = Q(s) (one fused Executor::reduce_quantize:
+//!      the fp32 sum never goes to memory);
+//!   4. all-gather of f[0..W-1], chunk by chunk; every rank (the owner too) writes y = T(D(f)),
+//!      RNE.
 //!   Roundings per element: exactly 2 quantizations (+ the final T rounding), whatever W.
+//!   Pipelining: with more than one chunk the schedule forks the transport's communication queue
+//!   (comm/transport.hpp) and issues, for t = 0, 1, ...: quantize chunk t (one batched launch for
+//!   all W pieces) -> exchange chunk t; reduce chunk t-1 (after its exchange) -> all-gather chunk
+//!   t-1; dequantize chunk t-2 (after its all-gather). The communication queue runs exchange t,
+//!   gather t-1, exchange t+1, ... back to back while the compute queue reduces chunk t-1,
+//!   dequantizes chunk t-2 and quantizes chunk t+1; per chunk that is 3 codec launches, one
+//!   grouped send/recv and one all-gather. Only the first quantization and the last reduction,
+//!   gather and dequantization are not hidden (hence pipeline_chunks chunks per shard). It joins
+//!   before returning; with a single chunk everything stays in program order on one queue.
+//!   Workspace: the gather area holds chunk c's W messages together (partition's interleaved
+//!   packing; it also holds the pieces this rank sends); the receive area has W slots, slot j the
+//!   pieces from rank j (slot r: my own piece, quantized there directly).
 //! - one_shot (small messages). Every rank quantizes its whole input once (m[r] = Q(x_r)),
 //!   all-gathers m[0..W-1], and computes s = D(m[0]) + ... + D(m[W-1]) (rank order), average:
-//!   s = s / W, y = T(s). Roundings: 1 quantization per input (+ the final T rounding). Sends
-//!   (W-1) * N * b' bytes per rank in one step: latency-optimal, bandwidth-poor.
+//!   s = s / W, y = T(s) (one fused Executor::reduce_store per chunk). Roundings: 1 quantization
+//!   per input (+ the final T rounding). Sends (W-1) * N * b' bytes per rank in one step:
+//!   latency-optimal, bandwidth-poor.
 //! - ring. Reduce-scatter around the ring r -> r+1 in W-1 steps, then all-gather. The partial sum
 //!   of shard k starts at rank k+1 (p = Q(x_{k+1})), travels k+2, ..., k+W-1, each hop computing
 //!   p = Q(D(p) + x_r); the owner k computes s = D(p) + x_k (average: s = s / W) and f[k] = Q(s).
 //!   Summation order of shard k: ((x_{k+1} + x_{k+2}) + ...) + x_k. Roundings per element: W
 //!   dependent quantizations (1 at the start, W-2 at intermediate hops, 1 at the owner; 1 when
 //!   W = 1): the error grows with W (measured in tests/unit/test_comm_allreduce.cpp).
+//!   ring and tree (below) are not pipelined: they run in program order on one queue.
 //! - tree (latency-bound sizes, many ranks). Binomial tree rooted at rank 0 over the whole
 //!   message, chunk by chunk. Rank r holds a = x_r, then for mask = 1, 2, 4, ...: if r & mask it
 //!   sends Q(a) to r - mask and stops; else if r + mask < W it receives m from r + mask and does
@@ -47,7 +63,8 @@
 //! quantization), rank is the quantizing rank, shard the shard index (0 for one_shot and tree)
 //! and chunk the chunk index; Philox then draws u = philox_uniform(seed', i) for element i of the
 //! message. So ranks, steps, shards and chunks never share noise, and the result is a
-//! deterministic function of (inputs, cfg, W). Changing cfg.chunk changes the noise streams.
+//! deterministic function of (inputs, cfg, W). Changing cfg.chunk changes the noise streams (so
+//! does the count when cfg.chunk = 0: the default chunk is a function of count and W).
 #pragma once
 
 #include "agoq/comm/config.hpp"
@@ -62,17 +79,23 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace agoq {
 
-//! Crossovers of algorithm::auto_select. PLACEHOLDERS chosen from the byte counts of
-//! allreduce-anchors.md, not measured yet: the GPU benchmark (bench/) will set them.
+//! Crossovers of algorithm::auto_select. PLACEHOLDERS, to be set from
+//! `bench/allreduce_bench.cu --algo all` on 4 GPUs. Reasoning so far: at 1 MiB NCCL's bf16
+//! all-reduce takes ~31 us on 2 x H200 (bench/RESULTS.md), i.e. it is latency-bound; one_shot is
+//! one all-gather and two launches (quantize, fused reduce_store), two_shot (one chunk) two NCCL
+//! operations and three launches, so one_shot wins until its (W-1)-fold bytes start to count.
 //! Input bytes at or below which one_shot is chosen (W >= 2).
-constexpr std::size_t auto_one_shot_max_bytes = std::size_t(256) << 10;
+constexpr std::size_t auto_one_shot_max_bytes = std::size_t(1) << 20;
 //! World size from which tree replaces two_shot for latency-bound messages.
 constexpr int auto_tree_min_world = 8;
-//! Input bytes at or below which tree is chosen when W >= auto_tree_min_world.
-constexpr std::size_t auto_tree_max_bytes = std::size_t(1) << 20;
+//! Input bytes at or below which tree is chosen when W >= auto_tree_min_world (and one_shot's
+//! limit is exceeded).
+constexpr std::size_t auto_tree_max_bytes = std::size_t(2) << 20;
 
 //! The algorithm `auto_select` runs for a message of `bytes` input bytes (count * sizeof(T)) on
 //! `world` ranks: one_shot for world == 1 (no communication, one quantization) and for
@@ -132,11 +155,13 @@ namespace detail {
 struct allreduce_layout {
   algorithm algo = algorithm::two_shot;
   std::size_t slot = 0;   //!< two_shot, ring: packed_bytes(max shard); one_shot: packed(count)
-  std::size_t area_a = 0; //!< two_shot: W slots (own pieces, then gathered shards); one_shot,
-                          //!< ring: W gather slots; tree: unused
+  std::size_t area_a = 0; //!< two_shot: gather area (chunk-major, W * slot bytes: the pieces I
+                          //!< send, then the gathered shards); one_shot, ring: W gather slots;
+                          //!< tree: unused
   std::size_t area_b = 0; //!< two_shot: W receive slots; ring, tree: send then recv message
   std::size_t msg = 0;    //!< ring, tree: bytes of one aligned chunk message buffer
-  std::size_t acc = 0;    //!< fp32 accumulator of one chunk
+  std::size_t acc = 0;    //!< ring, tree: fp32 accumulator of one chunk (two_shot and one_shot
+                          //!< reduce with fused executor operations and need none)
   std::size_t total = 0;
 };
 
@@ -148,25 +173,24 @@ inline allreduce_layout make_layout(algorithm algo, const partition& p, const qu
   const std::int64_t span =
       (algo == algorithm::two_shot || algo == algorithm::ring) ? p.max_shard() : p.count;
   const std::int64_t acc_n = span < p.chunk ? span : p.chunk;
-  l.acc = align_up(std::size_t(acc_n) * sizeof(float), message_alignment);
-  l.msg = align_up(message_bytes(s, acc_n), message_alignment);
+  l.slot = p.packed_bytes(s, span);
   switch (algo) {
   case algorithm::two_shot:
-    l.slot = p.packed_bytes(s, span);
     l.area_a = 0;
     l.area_b = w * l.slot;
-    l.total = 2 * w * l.slot + l.acc;
+    l.total = 2 * w * l.slot;
     break;
-  case algorithm::one_shot:
-    l.slot = p.packed_bytes(s, span);
-    l.total = w * l.slot + l.acc;
-    break;
+  case algorithm::one_shot: l.total = w * l.slot; break;
   case algorithm::ring:
-    l.slot = p.packed_bytes(s, span);
+    l.acc = align_up(std::size_t(acc_n) * sizeof(float), message_alignment);
+    l.msg = align_up(message_bytes(s, acc_n), message_alignment);
     l.area_b = w * l.slot;
     l.total = w * l.slot + 2 * l.msg + l.acc;
     break;
   default: // tree
+    l.slot = 0;
+    l.acc = align_up(std::size_t(acc_n) * sizeof(float), message_alignment);
+    l.msg = align_up(message_bytes(s, acc_n), message_alignment);
     l.area_b = 0;
     l.total = 2 * l.msg + l.acc;
     break;
@@ -189,72 +213,131 @@ template <class T> struct allreduce_args {
   int rank;
   int world;
 
+  //! The fp32 accumulator (ring and tree only).
   float* acc() const { return reinterpret_cast<float*>(ws + lay.total - lay.acc); }
 };
 
-//! Steps 1-3 of two-shot, chunk by chunk: quantize my piece of every shard, all-to-all, fp32 sum
-//! of my shard's pieces in rank order, average, one requantization. `done(c, msg, n)` receives
-//! each requantized chunk of my shard (in its slot `mine + rank * slot`). Reduce-scatter is this
-//! alone; the all-reduce adds the all-gather.
+//! The mark a pipelined schedule uses for the exchange (kind 0) or the all-gather (kind 1) of
+//! chunk c: four marks in turn, so a mark is recorded again only after its last wait was issued.
+constexpr int pipeline_mark(std::int64_t c, int kind) noexcept { return int((2 * c + kind) % 4); }
+
+//! Two-shot, pipelined over chunks (see the file comment): steps 1-3 for every chunk and, when
+//! `gather`, step 4. `done(c, msg, n)` receives each requantized chunk of my shard (its message in
+//! the gather area), in chunk order, right after it is produced; it may enqueue executor
+//! operations (reduce-scatter copies the chunk out). The all-reduce is this with gather = true;
+//! the reduce-scatter with gather = false.
 template <class T, class Tr, class Ex, class Done>
-inline void two_shot_reduce(const allreduce_args<T>& a, Tr& tr, Ex& ex, Done&& done) {
+inline void two_shot_chunks(const allreduce_args<T>& a, Tr& tr, Ex& ex, bool gather, Done&& done) {
   const partition& p = a.p;
   const quant_spec& s = a.spec;
   const int r = a.rank, w = a.world;
-  std::uint8_t* mine = a.ws + a.lay.area_a;   // W slots: own pieces, later the gathered shards
-  std::uint8_t* theirs = a.ws + a.lay.area_b; // W slots: pieces of my shard from each rank
-  float* acc = a.acc();
+  std::uint8_t* gat = a.ws + a.lay.area_a; // chunk c's W messages together (interleaved)
+  std::uint8_t* rcv = a.ws + a.lay.area_b; // W slots: the pieces of my shard, rank j's in slot j
+  const std::int64_t span = p.max_shard();
   const element_range my = p.shard(r);
-  const std::int64_t nchunks = p.chunks(p.max_shard());
-  for (std::int64_t c = 0; c < nchunks; ++c) {
-    const std::size_t off = p.chunk_offset(s, c);
-    for (int k = 0; k < w; ++k) { // 1. quantize my piece of every shard (this chunk)
+  const std::int64_t nchunks = p.chunks(span);
+  const float divisor = a.cfg.op == reduce_op::average && w > 1 ? float(w) : 1.0f;
+  auto gathered = [&](std::int64_t c, int k) { // shard k's message of chunk c (gather area)
+    return gat + p.interleaved_offset(s, c) + std::size_t(k) * p.interleaved_stride(s, span, c);
+  };
+  auto piece = [&](std::int64_t c, int j) { // rank j's piece of my shard, chunk c
+    return rcv + std::size_t(j) * a.lay.slot + p.chunk_offset(s, c);
+  };
+  std::vector<quantize_job<T>> qjobs;
+  std::vector<dequantize_job<T>> djobs;
+  qjobs.reserve(std::size_t(w));
+  djobs.reserve(std::size_t(w));
+
+  // 1. my piece of every shard, one batch: my own shard's straight into its receive slot, the
+  // others into the gather area, from where they are sent (and later overwritten by the gather).
+  auto quantize_chunk = [&](std::int64_t c) {
+    qjobs.clear();
+    for (int k = 0; k < w; ++k) {
       const element_range sh = p.shard(k);
       const std::int64_t n = p.chunk_size(sh.size(), c);
       if (n > 0)
-        ex.quantize(
-            a.x + sh.begin + c * p.chunk, n, mine + std::size_t(k) * a.lay.slot + off, s,
-            stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k), std::uint64_t(c)));
+        qjobs.push_back(
+            {a.x + sh.begin + c * p.chunk, n, k == r ? piece(c, r) : gathered(c, k),
+             stream_seed(a.cfg.seed, 0, std::uint64_t(r), std::uint64_t(k), std::uint64_t(c))});
     }
+    detail::quantize_many(ex, qjobs.data(), int(qjobs.size()), s);
+  };
+  // 2. all-to-all of chunk c
+  auto exchange = [&](std::int64_t c) {
     const std::int64_t nm = p.chunk_size(my.size(), c);
-    tr.group_start(); // 2. all-to-all of this chunk
+    tr.group_start();
     for (int k = 0; k < w; ++k) {
       if (k == r) continue;
       const std::int64_t n = p.chunk_size(p.shard(k).size(), c);
-      if (n > 0) tr.send(mine + std::size_t(k) * a.lay.slot + off, message_bytes(s, n), k);
-      if (nm > 0) tr.recv(theirs + std::size_t(k) * a.lay.slot + off, message_bytes(s, nm), k);
+      if (n > 0) tr.send(gathered(c, k), message_bytes(s, n), k);
+      if (nm > 0) tr.recv(piece(c, k), message_bytes(s, nm), k);
     }
     tr.group_end();
-    if (nm == 0) continue;
-    for (int j = 0; j < w; ++j) { // 3. fp32 sum in rank order 0..W-1
-      const std::uint8_t* m = (j == r ? mine : theirs) + std::size_t(j) * a.lay.slot + off;
-      if (j == 0)
-        ex.decode(m, nm, s, acc);
-      else
-        ex.decode_add(m, nm, s, acc);
-    }
-    if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, nm, float(w));
-    std::uint8_t* f = mine + std::size_t(r) * a.lay.slot + off;
-    ex.quantize(static_cast<const float*>(acc), nm, f, s,
-                stream_seed(a.cfg.seed, 1, std::uint64_t(r), std::uint64_t(r), std::uint64_t(c)));
+  };
+  // 3. fp32 sum in rank order 0..W-1, average, one requantization: one fused operation
+  auto reduce = [&](std::int64_t c) {
+    const std::int64_t nm = p.chunk_size(my.size(), c);
+    if (nm == 0) return;
+    std::uint8_t* f = gathered(c, r);
+    ex.reduce_quantize(
+        piece(c, 0), a.lay.slot, w, nm, s, divisor, message_view(f, nm, s),
+        stream_seed(a.cfg.seed, 1, std::uint64_t(r), std::uint64_t(r), std::uint64_t(c)));
     done(c, static_cast<const std::uint8_t*>(f), nm);
+  };
+  // 4. all-gather of chunk c (in place; a rank whose shard has no chunk c sends filler bytes
+  // nobody decodes), then every shard's chunk c decoded into the output, one batch
+  auto gather_chunk = [&](std::int64_t c) {
+    tr.all_gather(gathered(c, r), gathered(c, 0), p.interleaved_stride(s, span, c));
+  };
+  auto dequantize_chunk = [&](std::int64_t c) {
+    djobs.clear();
+    for (int k = 0; k < w; ++k) {
+      const element_range sh = p.shard(k);
+      const std::int64_t n = p.chunk_size(sh.size(), c);
+      if (n > 0) djobs.push_back({gathered(c, k), n, a.y + sh.begin + c * p.chunk});
+    }
+    detail::dequantize_many(ex, djobs.data(), int(djobs.size()), s);
+  };
+
+  // With one chunk there is nothing to overlap: stay on one queue (no cross-queue hops).
+  const bool pipelined = nchunks > 1;
+  if (pipelined) detail::queue_fork(tr);
+  for (std::int64_t t = 0; t < nchunks + 2; ++t) {
+    if (t < nchunks) {
+      quantize_chunk(t);
+      detail::comm_wait_compute(tr);
+      exchange(t);
+      detail::comm_record(tr, pipeline_mark(t, 0));
+    }
+    if (t >= 1 && t <= nchunks) {
+      const std::int64_t c = t - 1;
+      detail::compute_wait_comm(tr, pipeline_mark(c, 0));
+      reduce(c);
+      if (gather) {
+        detail::comm_wait_compute(tr);
+        gather_chunk(c);
+        detail::comm_record(tr, pipeline_mark(c, 1));
+      }
+    }
+    if (gather && t >= 2) {
+      const std::int64_t c = t - 2;
+      detail::compute_wait_comm(tr, pipeline_mark(c, 1));
+      dequantize_chunk(c);
+    }
   }
+  if (pipelined) detail::queue_join(tr);
+}
+
+//! Steps 1-3 of two-shot (the reduce-scatter half; see two_shot_chunks). `done(c, msg, n)`
+//! receives each requantized chunk of my shard.
+template <class T, class Tr, class Ex, class Done>
+inline void two_shot_reduce(const allreduce_args<T>& a, Tr& tr, Ex& ex, Done&& done) {
+  two_shot_chunks(a, tr, ex, false, std::forward<Done>(done));
 }
 
 template <class T, class Tr, class Ex>
 inline void run_two_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
-  two_shot_reduce(a, tr, ex, [](std::int64_t, const std::uint8_t*, std::int64_t) {});
-  // 4. all-gather of the requantized shards (in place), then every rank decodes every shard.
-  const partition& p = a.p;
-  const quant_spec& s = a.spec;
-  std::uint8_t* mine = a.ws + a.lay.area_a;
-  tr.all_gather(mine + std::size_t(a.rank) * a.lay.slot, mine, a.lay.slot);
-  for (int k = 0; k < a.world; ++k) {
-    const element_range sh = p.shard(k);
-    for (std::int64_t c = 0; c < p.chunks(sh.size()); ++c)
-      ex.dequantize(mine + std::size_t(k) * a.lay.slot + p.chunk_offset(s, c),
-                    p.chunk_size(sh.size(), c), s, a.y + sh.begin + c * p.chunk);
-  }
+  two_shot_chunks(a, tr, ex, true, [](std::int64_t, const std::uint8_t*, std::int64_t) {});
 }
 
 template <class T, class Tr, class Ex>
@@ -263,26 +346,19 @@ inline void run_one_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   const quant_spec& s = a.spec;
   const int r = a.rank, w = a.world;
   std::uint8_t* slots = a.ws + a.lay.area_a;
-  float* acc = a.acc();
   const std::int64_t nchunks = p.chunks(p.count);
+  const float divisor = a.cfg.op == reduce_op::average && w > 1 ? float(w) : 1.0f;
+  std::vector<quantize_job<T>> jobs;
+  jobs.reserve(std::size_t(nchunks));
   for (std::int64_t c = 0; c < nchunks; ++c)
-    ex.quantize(a.x + c * p.chunk, p.chunk_size(p.count, c),
-                slots + std::size_t(r) * a.lay.slot + p.chunk_offset(s, c), s,
-                stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c)));
+    jobs.push_back({a.x + c * p.chunk, p.chunk_size(p.count, c),
+                    slots + std::size_t(r) * a.lay.slot + p.chunk_offset(s, c),
+                    stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c))});
+  detail::quantize_many(ex, jobs.data(), int(jobs.size()), s);
   tr.all_gather(slots + std::size_t(r) * a.lay.slot, slots, a.lay.slot);
-  for (std::int64_t c = 0; c < nchunks; ++c) {
-    const std::int64_t n = p.chunk_size(p.count, c);
-    const std::size_t off = p.chunk_offset(s, c);
-    for (int j = 0; j < w; ++j) {
-      const std::uint8_t* m = slots + std::size_t(j) * a.lay.slot + off;
-      if (j == 0)
-        ex.decode(m, n, s, acc);
-      else
-        ex.decode_add(m, n, s, acc);
-    }
-    if (a.cfg.op == reduce_op::average && w > 1) ex.divide(acc, n, float(w));
-    ex.store(static_cast<const float*>(acc), n, a.y + c * p.chunk);
-  }
+  for (std::int64_t c = 0; c < nchunks; ++c) // fp32 sum in rank order, average, T: fused
+    ex.reduce_store(slots + p.chunk_offset(s, c), a.lay.slot, w, p.chunk_size(p.count, c), s,
+                    divisor, a.y + c * p.chunk);
 }
 
 template <class T, class Tr, class Ex>
@@ -407,7 +483,8 @@ constexpr std::size_t workspace_alignment = 16;
 //! are documented at the top of this file. `workspace` (aligned to workspace_alignment) holds at
 //! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes
 //! (comm/workspace.hpp) in the transport's memory space; nothing is allocated. Every rank must pass
-//! the same count and cfg.
+//! the same count and cfg. With a two-queue transport (comm/transport.hpp) a pipelined two-shot
+//! forks it and joins it again before returning, so the caller sees program order.
 //!
 //! Determinism: outputs are bitwise identical on all ranks and across runs with the same
 //! inputs, cfg and world size.

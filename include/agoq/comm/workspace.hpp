@@ -8,9 +8,11 @@
 //! Contents per rank (each region aligned to message_alignment; S = packed bytes of the largest
 //! shard, comm/partition.hpp; C = min(chunk, span) elements; b' ~ 1.03 bytes/element for INT8 +
 //! fp32 scale per 128):
-//! - two_shot: 2 * W * S (own quantized pieces, reused as the all-gather target; the pieces
-//!   received for my shard) + 4 * C (fp32 accumulator)  ~ 2 * count * b' bytes;
-//! - one_shot: W * packed(count) (all-gathered inputs) + 4 * C  ~ W * count * b' bytes;
+//! - two_shot: 2 * W * S (the gather area, chunk-major, which first holds the pieces this rank
+//!   sends; the pieces of my shard, received or my own)  ~ 2 * count * b' bytes. No fp32
+//!   accumulator: the sum of a chunk is reduced and requantized in one fused executor operation;
+//! - one_shot: W * packed(count) (all-gathered inputs; reduced by a fused operation)
+//!   ~ W * count * b' bytes;
 //! - ring: W * S (all-gather target) + 2 chunk messages + 4 * C  ~ count * b' bytes;
 //! - tree: 2 chunk messages + 4 * C (independent of W).
 #pragma once

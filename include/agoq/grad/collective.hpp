@@ -15,10 +15,14 @@
 //!   accumulator (one IEEE add per element, as for a T input);
 //! - "dequantize message into output range" (two_shot, ring, tree) = copy the final message's
 //!   codes + scales back into the buffer (lossless: every rank stores the same bytes);
-//! - "store fp32 into output range" (one_shot) = quantize the fp32 sum into the buffer (one
-//!   rounding; stochastic seed stream_seed(cfg.seed, 62, 0, 0, offset), the same on every rank).
+//! - "store fp32 into output range" (one_shot's fused reduce_store) = quantize the fp32 sum into
+//!   the buffer (one rounding, the buffer's own rounding; stochastic seed
+//!   stream_seed(cfg.seed, 62, 0, 0, offset), the same on every rank): the wrapped executor's
+//!   reduce_quantize with the buffer range as its output view.
 //! Every fp32 operation is forwarded to the wrapped executor. Element ranges are block-aligned
-//! (shards and chunks are whole blocks), which is what makes the copies exact.
+//! (shards and chunks are whole blocks), which is what makes the copies exact. The batched
+//! quantize_many / dequantize_many are not forwarded: the schedules fall back to one copy per
+//! job.
 //!
 //! Roundings per element (INT8 codes in, INT8 codes out): two_shot 1 (the owner's requantization
 //! of the fp32 sum), one_shot 1, ring W - 1, tree <= ceil(log2 W) + 1 minus the input one. Results
@@ -161,7 +165,12 @@ public:
   }
   void store(const float* acc, std::int64_t n, quantized_elem* y) {
     quantized_view v = wslice(y, n);
-    m_be->quantize(acc, v, stream_seed(m_store_seed, 62, 0, 0, std::uint64_t(y - mut_base())));
+    m_be->quantize(acc, v, store_seed(y));
+  }
+  void reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                    const quant_spec& s, float divisor, quantized_elem* y) {
+    check_spec(s);
+    m_in->reduce_quantize(msgs, stride, w, n, s, divisor, wslice(y, n), store_seed(y));
   }
   // --- fp32 work: forwarded ---
   template <class T>
@@ -181,9 +190,20 @@ public:
   template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
     m_in->dequantize(msg, n, s, y);
   }
+  void reduce_quantize(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                       const quant_spec& s, float divisor, quantized_view out, std::uint64_t seed) {
+    m_in->reduce_quantize(msgs, stride, w, n, s, divisor, out, seed);
+  }
+  template <class T>
+  void reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                    const quant_spec& s, float divisor, T* y) {
+    m_in->reduce_store(msgs, stride, w, n, s, divisor, y);
+  }
 
 private:
-  quantized_elem* mut_base() const noexcept { return const_cast<quantized_elem*>(m_base); }
+  std::uint64_t store_seed(const quantized_elem* y) const noexcept {
+    return stream_seed(m_store_seed, 62, 0, 0, std::uint64_t(y - m_base));
+  }
   void check_spec(const quant_spec& s) const {
     if (s.format != m_buf.spec.format || s.block != m_buf.spec.block || s.scale != m_buf.spec.scale)
       throw invalid_argument("agoq::quantized_io_executor: the wire spec must be the buffer's");

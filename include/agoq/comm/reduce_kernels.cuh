@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file comm/reduce_kernels.cuh
+//! The collectives' codec kernels (used by cuda_executor, comm/cuda_executor.cuh):
+//! - reduce_quantize / reduce_store: decode w messages, add them in fp32 left to right, divide,
+//!   then requantize (two-shot step 3) or convert to T (one-shot), in ONE pass: each thread reads
+//!   its 16 elements of every message, and the fp32 sum never goes to memory;
+//! - quantize_many / dequantize_many: up to comm_max_jobs independent (de)quantizations of one
+//!   spec in one launch (two-shot's W pieces of a chunk), so a chunk costs one launch per step.
+//!
+//! Per element these are exactly the host reference's operations (agoq::ref, comm/transport.hpp):
+//! decode per format/codec.hpp, one IEEE fp32 addition per message after the first, one IEEE
+//! division when the divisor is not 1, block amax/scale/encode from the same device helpers as
+//! quant/kernels.cuh (reduce_stats, params_from_stats, encode_chunk, decode_chunk, ...), with
+//! stochastic rounding drawing Philox(seed, i) for element i of each message.
+//!
+//! Grids: these kernels run next to NCCL kernels on another stream (two-shot's pipeline). They
+//! use short-lived CTAs (each thread does at most `trips` chunks of 16 elements, the grid covers
+//! the work) rather than one resident wave of grid-stride CTAs, so that a high-priority NCCL
+//! kernel launched meanwhile gets SMs within microseconds instead of waiting for the whole codec
+//! kernel, and the codec kernel keeps whatever SMs NCCL leaves. Only symmetric formats (the wire
+//! is always symmetric) are instantiated.
+#pragma once
+
+#include "agoq/comm/transport.hpp"
+#include "agoq/config.hpp"
+#include "agoq/error.hpp"
+#include "agoq/format/codec.hpp"
+#include "agoq/format/format.hpp"
+#include "agoq/quant/kernels.cuh"
+#include "agoq/quant/view.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace agoq {
+namespace detail {
+
+//! Launch shape of the collectives' codec kernels.
+struct comm_codec_tuning {
+  int threads = 256; //!< threads per CTA (a multiple of 32, at most the kernels' 256)
+  int trips = 4;     //!< 16-element chunks per thread: a CTA handles threads * trips * 16 elements
+};
+
+//! Settings for compute capability `cc`. Four trips make a CTA ~16 Ki elements (~50 KB of HBM
+//! traffic for bf16 in, INT8 out: ~1.5 us on an H200 SM), short enough to let NCCL in and long
+//! enough that CTA launch costs little. Not measured yet on its own; the all-reduce benchmark is
+//! the judge.
+constexpr comm_codec_tuning comm_codec_tuning_for(int cc) {
+  (void)cc;
+  return comm_codec_tuning{256, 4};
+}
+
+//! Jobs of one quantize_many / dequantize_many launch (more are split into several launches).
+inline constexpr int comm_max_jobs = 16;
+
+// ---- 16 elements of T <-> 16 floats --------------------------------------------------------
+
+//! v[i] = float(p[i]) for i < valid (exact), 0 past it; 16-byte streaming loads when `vec` (p is
+//! 16-byte aligned) and the chunk is full. Reads nothing when valid == 0.
+template <class T>
+AGOQ_DEVICE void comm_load16(const T* p, int valid, bool vec, float (&v)[chunk_elems]) {
+  if (vec && valid == chunk_elems) {
+    if constexpr (std::is_same_v<T, float>) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float4 q = __ldcs(reinterpret_cast<const float4*>(p) + j);
+        v[4 * j] = q.x, v[4 * j + 1] = q.y, v[4 * j + 2] = q.z, v[4 * j + 3] = q.w;
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p) + j);
+        const std::uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const std::uint16_t b = std::uint16_t(w[k / 2] >> (16 * (k & 1)));
+          if constexpr (std::is_same_v<T, __nv_bfloat16>)
+            v[8 * j + k] = __uint_as_float(std::uint32_t(b) << 16);
+          else
+            v[8 * j + k] = __half2float(__ushort_as_half(b));
+        }
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < chunk_elems; ++i) {
+    if (i < valid) {
+      if constexpr (std::is_same_v<T, float>)
+        v[i] = p[i];
+      else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        v[i] = __bfloat162float(p[i]);
+      else
+        v[i] = __half2float(p[i]);
+    } else {
+      v[i] = 0.0f;
+    }
+  }
+}
+
+template <class T> AGOQ_DEVICE std::uint16_t comm_bits16(float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  else
+    return __half_as_ushort(__float2half_rn(v));
+}
+
+//! p[i] = T(v[i]) for i < valid, round to nearest even; 16-byte stores when `vec` and full.
+template <class T>
+AGOQ_DEVICE void comm_store16(T* p, int valid, bool vec, const float (&v)[chunk_elems]) {
+  if (vec && valid == chunk_elems) {
+    if constexpr (std::is_same_v<T, float>) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        reinterpret_cast<float4*>(p)[j] =
+            make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+    } else {
+      std::uint32_t w[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        w[j] = std::uint32_t(comm_bits16<T>(v[2 * j])) | std::uint32_t(comm_bits16<T>(v[2 * j + 1]))
+                                                             << 16;
+      reinterpret_cast<uint4*>(p)[0] = make_uint4(w[0], w[1], w[2], w[3]);
+      reinterpret_cast<uint4*>(p)[1] = make_uint4(w[4], w[5], w[6], w[7]);
+    }
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < chunk_elems; ++i) {
+    if (i >= valid) continue;
+    if constexpr (std::is_same_v<T, float>)
+      p[i] = v[i];
+    else
+      reinterpret_cast<std::uint16_t*>(p)[i] = comm_bits16<T>(v[i]);
+  }
+}
+
+//! Elements of the 16-element chunk that starts at element e0 of an n-element message.
+AGOQ_DEVICE int comm_valid(std::int64_t n, std::int64_t e0) {
+  const std::int64_t left = n - e0;
+  return left <= 0 ? 0 : left >= chunk_elems ? chunk_elems : int(left);
+}
+
+//! The loop of every kernel here: CTA b owns chunks [b * trips * threads, (b+1) * trips * threads)
+//! (consecutive threads, consecutive chunks: coalesced); `body(c)` runs for each, and a warp stops
+//! only when its first chunk is past `total`, so the block shuffles of reduce_stats always see a
+//! full warp (lanes past the end get c >= total).
+template <class Body>
+AGOQ_DEVICE void comm_for_each_chunk(std::int64_t total, int trips, Body&& body) {
+  const std::int64_t lane = threadIdx.x & 31;
+  for (int t = 0; t < trips; ++t) {
+    const std::int64_t c = (std::int64_t(blockIdx.x) * trips + t) * blockDim.x + threadIdx.x;
+    if (c - lane >= total) return;
+    body(c);
+  }
+}
+
+//! The job a chunk index belongs to (first[] holds each job's first chunk; jobs are few).
+AGOQ_DEVICE int comm_job_of(const std::int64_t* first, int count, std::int64_t c) {
+  int j = 0;
+  while (j + 1 < count && c >= first[j + 1])
+    ++j;
+  return j;
+}
+
+// ---- kernels ----------------------------------------------------------------------------------
+
+template <class T> struct comm_quantize_jobs {
+  const T* x[comm_max_jobs];
+  std::uint8_t* codes[comm_max_jobs];
+  void* scales[comm_max_jobs];
+  std::int64_t n[comm_max_jobs];
+  std::uint64_t seed[comm_max_jobs];
+  std::int64_t first[comm_max_jobs + 1]; //!< first chunk of job j; first[count] = total chunks
+  unsigned vec;                          //!< bit j: job j's input is 16-byte aligned
+  int count;
+  int log2_lanes; //!< log2(block / 16)
+  int trips;
+  scale_kind scale;
+  rounding rnd;
+};
+
+template <class T> struct comm_dequantize_jobs {
+  const std::uint8_t* codes[comm_max_jobs];
+  const void* scales[comm_max_jobs];
+  T* y[comm_max_jobs];
+  std::int64_t n[comm_max_jobs];
+  std::int64_t first[comm_max_jobs + 1];
+  unsigned vec; //!< bit j: job j's output is 16-byte aligned
+  int count;
+  int log2_lanes;
+  int trips;
+  scale_kind scale;
+};
+
+//! Arguments of the fused reductions: w messages of n elements at msgs + j * stride.
+struct comm_reduce_args {
+  const std::uint8_t* msgs;
+  std::size_t stride;
+  int w;
+  std::int64_t n;
+  std::int64_t chunks;    //!< 16-element chunks of every block: blocks << log2_lanes
+  std::size_t scales_off; //!< codes_bytes(s, n): where a message's scales start
+  int log2_lanes;
+  int trips;
+  scale_kind scale;
+  float divisor; //!< 1: no division
+  // reduce_quantize: the output
+  std::uint8_t* out_codes;
+  void* out_scales;
+  rounding rnd;
+  std::uint64_t seed;
+  // reduce_store: the output
+  void* y;
+  bool vec; //!< y is 16-byte aligned
+};
+
+//! acc = D(m_0) + D(m_1) + ... (left to right), then / divisor: chunk c of every message.
+template <class C>
+AGOQ_DEVICE void comm_sum_chunk(const comm_reduce_args& a, std::int64_t c,
+                                float (&acc)[chunk_elems]) {
+  const std::int64_t blk = c >> a.log2_lanes;
+  const std::size_t code_off = std::size_t(c) * (2 * C::bits);
+  decode_chunk<C>(load_codes<C::bits>(a.msgs + code_off),
+                  load_params<C>(a.scale, a.msgs + a.scales_off, nullptr, blk), acc);
+  constexpr int U = 2; // messages whose loads are in flight together (4 spill at 64 registers)
+  for (int j = 1; j < a.w; j += U) {
+    chunk_codes cc[U];
+    block_params bp[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (j + u < a.w) {
+        const std::uint8_t* m = a.msgs + std::size_t(j + u) * a.stride;
+        cc[u] = load_codes<C::bits>(m + code_off);
+        bp[u] = load_params<C>(a.scale, m + a.scales_off, nullptr, blk);
+      }
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (j + u < a.w) {
+        float d[chunk_elems];
+        decode_chunk<C>(cc[u], bp[u], d);
+#pragma unroll
+        for (int i = 0; i < chunk_elems; ++i)
+          acc[i] = add_rn(acc[i], d[i]);
+      }
+  }
+  if (a.divisor != 1.0f) {
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i)
+      acc[i] = div_rn(acc[i], a.divisor);
+  }
+}
+
+template <format F>
+__global__ static void __launch_bounds__(256, 4)
+    comm_reduce_quantize_kernel(const __grid_constant__ comm_reduce_args a) {
+  using C = codec<F, true>;
+  const std::int64_t total = a.chunks; // every lane of every block (a tail block's codes are 0)
+  comm_for_each_chunk(total, a.trips, [&](std::int64_t c) {
+    const int valid = c < total ? comm_valid(a.n, c * chunk_elems) : 0;
+    float v[chunk_elems];
+    if (valid > 0) {
+      comm_sum_chunk<C>(a, c, v);
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i) // encode_chunk wants +0 past `valid`
+        if (i >= valid) v[i] = 0.0f;
+    } else {
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        v[i] = 0.0f;
+    }
+    const chunk_stats st = reduce_stats<true>(v, valid, a.log2_lanes);
+    if (c >= total) return;
+    const block_params bp = params_from_stats<C>(st, a.scale);
+    store_codes<C::bits>(a.out_codes + c * (2 * C::bits),
+                         encode_chunk<C>(v, valid, bp, a.rnd, a.seed, c * chunk_elems));
+    if ((c & ((std::int64_t(1) << a.log2_lanes) - 1)) == 0)
+      store_params<C>(bp, a.scale, a.out_scales, nullptr, c >> a.log2_lanes);
+  });
+}
+
+template <format F, class T>
+__global__ static void __launch_bounds__(256, 4)
+    comm_reduce_store_kernel(const __grid_constant__ comm_reduce_args a) {
+  using C = codec<F, true>;
+  const std::int64_t total = a.chunks;
+  comm_for_each_chunk(total, a.trips, [&](std::int64_t c) {
+    const int valid = c < total ? comm_valid(a.n, c * chunk_elems) : 0;
+    if (valid == 0) return;
+    float v[chunk_elems];
+    comm_sum_chunk<C>(a, c, v);
+    comm_store16(static_cast<T*>(a.y) + c * chunk_elems, valid, a.vec, v);
+  });
+}
+
+template <format F, class T>
+__global__ static void __launch_bounds__(256, 4)
+    comm_quantize_many_kernel(const __grid_constant__ comm_quantize_jobs<T> a) {
+  using C = codec<F, true>;
+  const std::int64_t total = a.first[a.count];
+  comm_for_each_chunk(total, a.trips, [&](std::int64_t c) {
+    const int j = comm_job_of(a.first, a.count, c);
+    const std::int64_t lc = c - a.first[j]; // chunk within job j
+    const std::int64_t e0 = lc * chunk_elems;
+    const int valid = c < total ? comm_valid(a.n[j], e0) : 0;
+    float v[chunk_elems];
+    comm_load16(a.x[j] + (valid > 0 ? e0 : 0), valid, (a.vec >> j) & 1u, v);
+    const chunk_stats st = reduce_stats<true>(v, valid, a.log2_lanes);
+    if (c >= total) return;
+    const block_params bp = params_from_stats<C>(st, a.scale);
+    store_codes<C::bits>(a.codes[j] + lc * (2 * C::bits),
+                         encode_chunk<C>(v, valid, bp, a.rnd, a.seed[j], e0));
+    if ((lc & ((std::int64_t(1) << a.log2_lanes) - 1)) == 0)
+      store_params<C>(bp, a.scale, a.scales[j], nullptr, lc >> a.log2_lanes);
+  });
+}
+
+template <format F, class T>
+__global__ static void __launch_bounds__(256, 4)
+    comm_dequantize_many_kernel(const __grid_constant__ comm_dequantize_jobs<T> a) {
+  using C = codec<F, true>;
+  const std::int64_t total = a.first[a.count];
+  comm_for_each_chunk(total, a.trips, [&](std::int64_t c) {
+    if (c >= total) return;
+    const int j = comm_job_of(a.first, a.count, c);
+    const std::int64_t lc = c - a.first[j];
+    const std::int64_t e0 = lc * chunk_elems;
+    const int valid = comm_valid(a.n[j], e0);
+    if (valid == 0) return;
+    float v[chunk_elems];
+    decode_chunk<C>(load_codes<C::bits>(a.codes[j] + lc * (2 * C::bits)),
+                    load_params<C>(a.scale, a.scales[j], nullptr, lc >> a.log2_lanes), v);
+    comm_store16(a.y[j] + e0, valid, (a.vec >> j) & 1u, v);
+  });
+}
+
+// ---- launchers --------------------------------------------------------------------------------
+
+template <format F> struct comm_format_tag { static constexpr format value = F; };
+
+//! Calls fn(comm_format_tag<F>{}) for a symmetric wire format.
+template <class Fn> status comm_dispatch(format f, Fn&& fn) {
+  switch (f) {
+  case format::int2: return fn(comm_format_tag<format::int2>{});
+  case format::int3: return fn(comm_format_tag<format::int3>{});
+  case format::int4: return fn(comm_format_tag<format::int4>{});
+  case format::int5: return fn(comm_format_tag<format::int5>{});
+  case format::int6: return fn(comm_format_tag<format::int6>{});
+  case format::int7: return fn(comm_format_tag<format::int7>{});
+  case format::int8: return fn(comm_format_tag<format::int8>{});
+  case format::fp8_e4m3: return fn(comm_format_tag<format::fp8_e4m3>{});
+  case format::fp8_e5m2: return fn(comm_format_tag<format::fp8_e5m2>{});
+  case format::fp4_e2m1: return fn(comm_format_tag<format::fp4_e2m1>{});
+  }
+  return status::invalid_argument;
+}
+
+inline int comm_log2_lanes(int block) {
+  int l = 0;
+  while ((chunk_elems << l) < block)
+    ++l;
+  return l;
+}
+
+inline bool comm_aligned(const void* p, unsigned a) {
+  return (reinterpret_cast<std::uintptr_t>(p) & (a - 1u)) == 0;
+}
+
+//! The rule a message or view at (codes, scales) breaks for spec s, or null: the kernels store a
+//! thread's 16 codes with one aligned access and fp32 scales as words.
+inline const char* comm_check_codes(const void* codes, const void* scales, const quant_spec& s) {
+  if (codes == nullptr || scales == nullptr) return "codes and scales must not be null";
+  const int bits = bits_of(s.format);
+  const unsigned align = bits == 8 ? 16u : bits == 4 ? 8u : bits == 2 ? 4u : 1u;
+  if (!comm_aligned(codes, align))
+    return "codes must be aligned to 16 bytes (int8/fp8), 8 (int4/fp4) or 4 (int2)";
+  if (s.scale != scale_kind::e8m0 && !comm_aligned(scales, 4u))
+    return "scales must be 4-byte aligned for fp32/pow2 scales";
+  return nullptr;
+}
+
+inline const char* comm_check_spec(const quant_spec& s) {
+  if (const char* m = validate(s)) return m;
+  if (!s.symmetric) return "the spec must be symmetric (the wire format)";
+  return nullptr;
+}
+
+inline unsigned comm_grid(std::int64_t chunks, const comm_codec_tuning& t) {
+  const std::int64_t per_cta = std::int64_t(t.threads) * t.trips;
+  const std::int64_t g = (chunks + per_cta - 1) / per_cta;
+  return unsigned(g < 1 ? 1 : g);
+}
+
+//! The tuning of the current device (comm_codec_tuning{} if it cannot be queried).
+inline comm_codec_tuning comm_tuning() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return comm_codec_tuning{};
+  return comm_codec_tuning_for(major * 10 + minor);
+}
+
+inline comm_reduce_args comm_reduce_setup(const void* msgs, std::size_t stride, int w,
+                                          std::int64_t n, const quant_spec& s, float divisor,
+                                          const comm_codec_tuning& t) {
+  comm_reduce_args a{};
+  a.msgs = static_cast<const std::uint8_t*>(msgs);
+  a.stride = stride;
+  a.w = w;
+  a.n = n;
+  a.scales_off = codes_bytes(s, n);
+  a.log2_lanes = comm_log2_lanes(s.block);
+  a.chunks = blocks_per_row(s, n) << a.log2_lanes;
+  a.trips = t.trips;
+  a.scale = s.scale;
+  a.divisor = divisor;
+  return a;
+}
+
+//! Checks of the w input messages (each one's codes must meet the kernels' alignment).
+inline const char* comm_check_messages(const void* msgs, std::size_t stride, int w,
+                                       const quant_spec& s, std::int64_t n) {
+  if (const char* m = comm_check_spec(s)) return m;
+  if (w < 1) return "w must be >= 1";
+  if (msgs == nullptr) return "msgs must not be null";
+  const auto* p = static_cast<const std::uint8_t*>(msgs);
+  if (const char* m = comm_check_codes(p, p + codes_bytes(s, n), s)) return m;
+  if (w > 1 && stride % 16 != 0) return "stride must be a multiple of 16 bytes";
+  return nullptr;
+}
+
+//! out = Q(D(m_0) + ... + D(m_{w-1}) [/ divisor]): see the file comment.
+inline status comm_reduce_quantize(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                                   const quant_spec& s, float divisor, quantized_view out,
+                                   std::uint64_t seed, const comm_codec_tuning& t,
+                                   cudaStream_t stream) {
+  const char* fn = "agoq::cuda_executor::reduce_quantize";
+  if (n <= 0) return status::success;
+  if (const char* m = comm_check_messages(msgs, stride, w, s, n)) return refuse(fn, m);
+  if (out.rows != 1 || out.cols != n)
+    return refuse(fn, "out must be a 1 x n view of the messages' element count");
+  if (out.spec.format != s.format || out.spec.block != s.block || out.spec.scale != s.scale ||
+      !out.spec.symmetric)
+    return refuse(fn, "out.spec must have the messages' format, block and scale kind");
+  if (const char* m = comm_check_codes(out.codes, out.scales, out.spec)) return refuse(fn, m);
+  comm_reduce_args a = comm_reduce_setup(msgs, stride, w, n, s, divisor, t);
+  a.out_codes = static_cast<std::uint8_t*>(out.codes);
+  a.out_scales = out.scales;
+  a.rnd = out.spec.rounding;
+  a.seed = seed;
+  return comm_dispatch(s.format, [&](auto tag) {
+    comm_reduce_quantize_kernel<decltype(tag)::value>
+        <<<comm_grid(a.chunks, t), t.threads, 0, stream>>>(a);
+    return from_cuda(cudaGetLastError());
+  });
+}
+
+//! y = T(D(m_0) + ... + D(m_{w-1}) [/ divisor]), RNE: see the file comment.
+template <class T>
+status comm_reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
+                         const quant_spec& s, float divisor, T* y, const comm_codec_tuning& t,
+                         cudaStream_t stream) {
+  const char* fn = "agoq::cuda_executor::reduce_store";
+  if (n <= 0) return status::success;
+  if (const char* m = comm_check_messages(msgs, stride, w, s, n)) return refuse(fn, m);
+  if (y == nullptr) return refuse(fn, "y must not be null");
+  comm_reduce_args a = comm_reduce_setup(msgs, stride, w, n, s, divisor, t);
+  a.y = y;
+  a.vec = comm_aligned(y, 16u);
+  return comm_dispatch(s.format, [&](auto tag) {
+    comm_reduce_store_kernel<decltype(tag)::value, T>
+        <<<comm_grid(a.chunks, t), t.threads, 0, stream>>>(a);
+    return from_cuda(cudaGetLastError());
+  });
+}
+
+//! quantize(job) for each of `count` jobs (any count; comm_max_jobs per launch).
+template <class T>
+status comm_quantize_many(const quantize_job<T>* jobs, int count, const quant_spec& s,
+                          const comm_codec_tuning& t, cudaStream_t stream) {
+  const char* fn = "agoq::cuda_executor::quantize_many";
+  if (const char* m = comm_check_spec(s)) return refuse(fn, m);
+  const int log2_lanes = comm_log2_lanes(s.block);
+  for (int j0 = 0; j0 < count; j0 += comm_max_jobs) {
+    comm_quantize_jobs<T> a{};
+    a.log2_lanes = log2_lanes;
+    a.trips = t.trips;
+    a.scale = s.scale;
+    a.rnd = s.rounding;
+    std::int64_t total = 0;
+    for (int j = j0; j < count && j < j0 + comm_max_jobs; ++j) {
+      const quantize_job<T>& q = jobs[j];
+      if (q.n <= 0) continue;
+      if (q.x == nullptr) return refuse(fn, "a job's x must not be null");
+      auto* codes = static_cast<std::uint8_t*>(q.msg);
+      if (const char* m = comm_check_codes(codes, codes + codes_bytes(s, q.n), s))
+        return refuse(fn, m);
+      const int k = a.count++;
+      a.x[k] = q.x;
+      a.codes[k] = codes;
+      a.scales[k] = codes + codes_bytes(s, q.n);
+      a.n[k] = q.n;
+      a.seed[k] = q.seed;
+      a.first[k] = total;
+      if (comm_aligned(q.x, 16u)) a.vec |= 1u << k;
+      total += blocks_per_row(s, q.n) << log2_lanes;
+    }
+    if (a.count == 0) continue;
+    a.first[a.count] = total;
+    const status st = comm_dispatch(s.format, [&](auto tag) {
+      comm_quantize_many_kernel<decltype(tag)::value, T>
+          <<<comm_grid(total, t), t.threads, 0, stream>>>(a);
+      return from_cuda(cudaGetLastError());
+    });
+    if (st != status::success) return st;
+  }
+  return status::success;
+}
+
+//! dequantize(job) for each of `count` jobs (any count; comm_max_jobs per launch).
+template <class T>
+status comm_dequantize_many(const dequantize_job<T>* jobs, int count, const quant_spec& s,
+                            const comm_codec_tuning& t, cudaStream_t stream) {
+  const char* fn = "agoq::cuda_executor::dequantize_many";
+  if (const char* m = comm_check_spec(s)) return refuse(fn, m);
+  const int log2_lanes = comm_log2_lanes(s.block);
+  for (int j0 = 0; j0 < count; j0 += comm_max_jobs) {
+    comm_dequantize_jobs<T> a{};
+    a.log2_lanes = log2_lanes;
+    a.trips = t.trips;
+    a.scale = s.scale;
+    std::int64_t total = 0;
+    for (int j = j0; j < count && j < j0 + comm_max_jobs; ++j) {
+      const dequantize_job<T>& q = jobs[j];
+      if (q.n <= 0) continue;
+      if (q.y == nullptr) return refuse(fn, "a job's y must not be null");
+      const auto* codes = static_cast<const std::uint8_t*>(q.msg);
+      if (const char* m = comm_check_codes(codes, codes + codes_bytes(s, q.n), s))
+        return refuse(fn, m);
+      const int k = a.count++;
+      a.codes[k] = codes;
+      a.scales[k] = codes + codes_bytes(s, q.n);
+      a.y[k] = q.y;
+      a.n[k] = q.n;
+      a.first[k] = total;
+      if (comm_aligned(q.y, 16u)) a.vec |= 1u << k;
+      total += blocks_per_row(s, q.n) << log2_lanes;
+    }
+    if (a.count == 0) continue;
+    a.first[a.count] = total;
+    const status st = comm_dispatch(s.format, [&](auto tag) {
+      comm_dequantize_many_kernel<decltype(tag)::value, T>
+          <<<comm_grid(total, t), t.threads, 0, stream>>>(a);
+      return from_cuda(cudaGetLastError());
+    });
+    if (st != status::success) return st;
+  }
+  return status::success;
+}
+
+} // namespace detail
+} // namespace agoq
