@@ -435,37 +435,38 @@ TEST_F(Allreduce, CapturedInCudaGraph) {
   }
 }
 
-// The pipelined two-shot: many chunks (a tiny chunk), a few, and one; f32 and bf16; sum and
-// average; stochastic rounding (per-chunk seeds and indices); out of place, in place, in a CUDA
-// graph, with the overlap off, and twice back to back on one stream and workspace.
-TEST_F(Allreduce, PipelinedTwoShotMatchesHostTransport) {
+// The pipelined two-shot and one-shot: many chunks (a tiny chunk), a few, and one; f32 and bf16;
+// sum and average; stochastic rounding (per-chunk seeds and indices); out of place, in place, in
+// a CUDA graph, with the overlap off, and twice back to back on one stream and workspace.
+TEST_F(Allreduce, PipelinedTwoShotAndOneShotMatchHostTransport) {
   AGOQ_REQUIRE_DEVICE();
   const int w = world_size();
   const std::int64_t count = 1000003;
   const auto in32 = make_inputs<float>(w, count, 83);
   const auto in16 = make_inputs<__nv_bfloat16>(w, count, 89);
   int k = 0;
-  for (std::int64_t chunk : {std::int64_t(128 * 16), std::int64_t(128 * 300), std::int64_t(0)})
-    for (mode m : {mode::eager, mode::in_place, mode::graph, mode::serial, mode::twice}) {
-      allreduce_config c = with(algorithm::two_shot, chunk);
-      if (k % 3 == 1) c.op = agoq::reduce_op::average;
-      if (k % 4 == 2) {
-        c.rounding = agoq::rounding::stochastic;
-        c.seed = 4242 + std::uint64_t(k);
+  for (algorithm a : {algorithm::two_shot, algorithm::one_shot})
+    for (std::int64_t chunk : {std::int64_t(128 * 16), std::int64_t(128 * 300), std::int64_t(0)})
+      for (mode m : {mode::eager, mode::in_place, mode::graph, mode::serial, mode::twice}) {
+        allreduce_config c = with(a, chunk);
+        if (k % 3 == 1) c.op = agoq::reduce_op::average;
+        if (k % 4 == 2) {
+          c.rounding = agoq::rounding::stochastic;
+          c.seed = 4242 + std::uint64_t(k);
+        }
+        SCOPED_TRACE("chunk " + std::to_string(chunk) + " mode " + std::to_string(int(m)) +
+                     " cfg " + [&] {
+                       std::ostringstream os;
+                       os << c;
+                       return os.str();
+                     }());
+        const double eb = c.rounding == agoq::rounding::stochastic ? 0.02 : -1.0;
+        if (k++ % 2)
+          check_against_host<float>(in32, count, c, m, eb);
+        else
+          check_against_host<__nv_bfloat16>(in16, count, c, m, eb);
+        if (::testing::Test::HasFatalFailure()) return;
       }
-      SCOPED_TRACE("chunk " + std::to_string(chunk) + " mode " + std::to_string(int(m)) + " cfg " +
-                   [&] {
-                     std::ostringstream os;
-                     os << c;
-                     return os.str();
-                   }());
-      const double eb = c.rounding == agoq::rounding::stochastic ? 0.02 : -1.0;
-      if (k++ % 2)
-        check_against_host<float>(in32, count, c, m, eb);
-      else
-        check_against_host<__nv_bfloat16>(in16, count, c, m, eb);
-      if (::testing::Test::HasFatalFailure()) return;
-    }
 }
 
 // A message large enough for the default chunk to pipeline (several chunks of
@@ -474,12 +475,14 @@ TEST_F(Allreduce, DefaultChunkPipelinesALargeMessage) {
   AGOQ_REQUIRE_DEVICE();
   const int w = world_size();
   const std::int64_t count = std::int64_t(w) * 3 * agoq::pipeline_min_chunk_elements + 1001;
-  const allreduce_config c = with(algorithm::auto_select);
-  const agoq::partition p = agoq::make_partition(count, c, w);
-  ASSERT_GE(p.chunks(p.max_shard()), 3);
-  ASSERT_EQ(agoq::resolve_algorithm(c, count, agoq::element_type::bf16, w), algorithm::two_shot);
-  check_against_host<__nv_bfloat16>(make_inputs<__nv_bfloat16>(w, count, 101), count, c,
-                                    mode::in_place);
+  const auto in = make_inputs<__nv_bfloat16>(w, count, 101);
+  for (algorithm a : {algorithm::two_shot, algorithm::auto_select}) {
+    const allreduce_config c = with(a);
+    const agoq::partition p = agoq::make_partition(count, c, w);
+    ASSERT_GE(p.chunks(p.max_shard()), 3);
+    check_against_host<__nv_bfloat16>(in, count, c, mode::in_place);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
 }
 
 TEST_F(Allreduce, BadArgumentsReturnInvalidArgumentNamingIt) {
@@ -732,13 +735,12 @@ TEST(AllreduceMultiProcess, OneProcessPerGpu) {
       ASSERT_TRUE(found) << "rank " << r << " reported no result; report:\n"
                          << kids[std::size_t(r)].out;
       EXPECT_EQ(hash, want) << "rank " << r << " differs from the host transport";
-      const algorithm ra =
-          agoq::resolve_algorithm(cfg, mp_count, agoq::element_type::bf16, world);
+      const algorithm ra = agoq::resolve_algorithm(cfg, mp_count, agoq::element_type::bf16, world);
       EXPECT_LE(err, bound(ra, world, mp_count, true)) << "rank " << r;
     }
     EXPECT_LE(rel_l2(host[0], ref),
-              bound(agoq::resolve_algorithm(cfg, mp_count, agoq::element_type::bf16, world),
-                    world, mp_count, true));
+              bound(agoq::resolve_algorithm(cfg, mp_count, agoq::element_type::bf16, world), world,
+                    mp_count, true));
   }
 }
 

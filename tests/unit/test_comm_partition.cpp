@@ -146,6 +146,9 @@ TEST(CommPartition, InterleavedPackingHoldsEveryShardsChunks) {
 
 TEST(CommSchedule, AutoSelectionCrossovers) {
   EXPECT_EQ(agoq::select_algorithm(std::size_t(1) << 30, 1), algorithm::one_shot);
+  // 2 ranks: one_shot moves two_shot's bytes in one step, at every size
+  EXPECT_EQ(agoq::select_algorithm(std::size_t(1) << 30, 2), algorithm::one_shot);
+  EXPECT_EQ(agoq::select_algorithm(agoq::auto_one_shot_max_bytes + 1, 3), algorithm::two_shot);
   EXPECT_EQ(agoq::select_algorithm(agoq::auto_one_shot_max_bytes, 4), algorithm::one_shot);
   EXPECT_EQ(agoq::select_algorithm(agoq::auto_one_shot_max_bytes + 1, 4), algorithm::two_shot);
   EXPECT_EQ(agoq::select_algorithm(agoq::auto_tree_max_bytes, 8), algorithm::tree);

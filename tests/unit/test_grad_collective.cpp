@@ -221,6 +221,8 @@ TEST(GradCollective, WorkspaceIsThatOfTheSchedules) {
   EXPECT_EQ(agoq::grad_allreduce_config(quant_spec{}, grad_comm_config{}, 1000, 2).algo,
             algorithm::one_shot);
   EXPECT_EQ(agoq::grad_allreduce_config(quant_spec{}, grad_comm_config{}, 1 << 24, 2).algo,
+            algorithm::one_shot);
+  EXPECT_EQ(agoq::grad_allreduce_config(quant_spec{}, grad_comm_config{}, 1 << 24, 4).algo,
             algorithm::two_shot);
 }
 

@@ -34,11 +34,14 @@
 //!   Workspace: the gather area holds chunk c's W messages together (partition's interleaved
 //!   packing; it also holds the pieces this rank sends); the receive area has W slots, slot j the
 //!   pieces from rank j (slot r: my own piece, quantized there directly).
-//! - one_shot (small messages). Every rank quantizes its whole input once (m[r] = Q(x_r)),
-//!   all-gathers m[0..W-1], and computes s = D(m[0]) + ... + D(m[W-1]) (rank order), average:
-//!   s = s / W, y = T(s) (one fused Executor::reduce_store per chunk). Roundings: 1 quantization
-//!   per input (+ the final T rounding). Sends (W-1) * N * b' bytes per rank in one step:
-//!   latency-optimal, bandwidth-poor.
+//! - one_shot (small messages, and every size on 2 ranks). Every rank quantizes its whole input
+//!   once (m[r] = Q(x_r)), all-gathers m[0..W-1], and computes s = D(m[0]) + ... + D(m[W-1])
+//!   (rank order), average: s = s / W, y = T(s) (one fused Executor::reduce_store per chunk).
+//!   Roundings: 1 quantization per input (+ the final T rounding). Sends (W-1) * N * b' bytes
+//!   per rank: latency-optimal, bandwidth-poor from 3 ranks on; on 2 ranks it sends exactly
+//!   two_shot's bytes with one step and one rounding fewer. Pipelined over chunks like two_shot
+//!   (quantize chunk t -> all-gather chunk t; reduce chunk t-1 after its all-gather), in the
+//!   chunk-major gather area (partition's interleaved packing).
 //! - ring. Reduce-scatter around the ring r -> r+1 in W-1 steps, then all-gather. The partial sum
 //!   of shard k starts at rank k+1 (p = Q(x_{k+1})), travels k+2, ..., k+W-1, each hop computing
 //!   p = Q(D(p) + x_r); the owner k computes s = D(p) + x_k (average: s = s / W) and f[k] = Q(s).
@@ -84,12 +87,13 @@
 
 namespace agoq {
 
-//! Crossovers of algorithm::auto_select. PLACEHOLDERS, to be set from
-//! `bench/allreduce_bench.cu --algo all` on 4 GPUs. Reasoning so far: at 1 MiB NCCL's bf16
-//! all-reduce takes ~31 us on 2 x H200 (bench/RESULTS.md), i.e. it is latency-bound; one_shot is
-//! one all-gather and two launches (quantize, fused reduce_store), two_shot (one chunk) two NCCL
-//! operations and three launches, so one_shot wins until its (W-1)-fold bytes start to count.
-//! Input bytes at or below which one_shot is chosen (W >= 2).
+//! Crossovers of algorithm::auto_select. Measured on 2 x H200 (bench/RESULTS.md, `--algo all`):
+//! one_shot was the fastest algorithm at every size from 1 to 256 MiB, as expected (on 2 ranks
+//! it moves two_shot's bytes in one NCCL all-gather instead of a send/recv exchange plus an
+//! all-gather), so 2 ranks always get one_shot. The 3+-rank limits are PLACEHOLDERS until a
+//! 4-GPU `--algo all` run: one_shot wins while its (W-1)-fold bytes cost less than two_shot's
+//! extra step.
+//! Input bytes at or below which one_shot is chosen (W >= 3).
 constexpr std::size_t auto_one_shot_max_bytes = std::size_t(1) << 20;
 //! World size from which tree replaces two_shot for latency-bound messages.
 constexpr int auto_tree_min_world = 8;
@@ -98,13 +102,13 @@ constexpr int auto_tree_min_world = 8;
 constexpr std::size_t auto_tree_max_bytes = std::size_t(2) << 20;
 
 //! The algorithm `auto_select` runs for a message of `bytes` input bytes (count * sizeof(T)) on
-//! `world` ranks: one_shot for world == 1 (no communication, one quantization) and for
+//! `world` ranks: one_shot for world <= 2 (world 1: no communication, one quantization) and for
 //! bytes <= auto_one_shot_max_bytes; tree for world >= auto_tree_min_world and
 //! bytes <= auto_tree_max_bytes; two_shot otherwise. ring is never chosen automatically (same
 //! bytes as two_shot, more roundings and more latency steps). Deterministic: every rank passing
 //! the same (bytes, world) gets the same answer.
 constexpr algorithm select_algorithm(std::size_t bytes, int world) noexcept {
-  if (world <= 1 || bytes <= auto_one_shot_max_bytes) return algorithm::one_shot;
+  if (world <= 2 || bytes <= auto_one_shot_max_bytes) return algorithm::one_shot;
   if (world >= auto_tree_min_world && bytes <= auto_tree_max_bytes) return algorithm::tree;
   return algorithm::two_shot;
 }
@@ -156,8 +160,8 @@ struct allreduce_layout {
   algorithm algo = algorithm::two_shot;
   std::size_t slot = 0;   //!< two_shot, ring: packed_bytes(max shard); one_shot: packed(count)
   std::size_t area_a = 0; //!< two_shot: gather area (chunk-major, W * slot bytes: the pieces I
-                          //!< send, then the gathered shards); one_shot, ring: W gather slots;
-                          //!< tree: unused
+                          //!< send, then the gathered shards); one_shot: gather area
+                          //!< (chunk-major, W * slot bytes); ring: W gather slots; tree: unused
   std::size_t area_b = 0; //!< two_shot: W receive slots; ring, tree: send then recv message
   std::size_t msg = 0;    //!< ring, tree: bytes of one aligned chunk message buffer
   std::size_t acc = 0;    //!< ring, tree: fp32 accumulator of one chunk (two_shot and one_shot
@@ -345,20 +349,41 @@ inline void run_one_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   const partition& p = a.p;
   const quant_spec& s = a.spec;
   const int r = a.rank, w = a.world;
-  std::uint8_t* slots = a.ws + a.lay.area_a;
+  std::uint8_t* gat = a.ws + a.lay.area_a; // chunk-major: chunk c of every rank together
   const std::int64_t nchunks = p.chunks(p.count);
   const float divisor = a.cfg.op == reduce_op::average && w > 1 ? float(w) : 1.0f;
-  std::vector<quantize_job<T>> jobs;
-  jobs.reserve(std::size_t(nchunks));
-  for (std::int64_t c = 0; c < nchunks; ++c)
-    jobs.push_back({a.x + c * p.chunk, p.chunk_size(p.count, c),
-                    slots + std::size_t(r) * a.lay.slot + p.chunk_offset(s, c),
-                    stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c))});
-  detail::quantize_many(ex, jobs.data(), int(jobs.size()), s);
-  tr.all_gather(slots + std::size_t(r) * a.lay.slot, slots, a.lay.slot);
-  for (std::int64_t c = 0; c < nchunks; ++c) // fp32 sum in rank order, average, T: fused
-    ex.reduce_store(slots + p.chunk_offset(s, c), a.lay.slot, w, p.chunk_size(p.count, c), s,
-                    divisor, a.y + c * p.chunk);
+  auto quantize_chunk = [&](std::int64_t c) { // my chunk c, straight into my slot of its gather
+    ex.quantize(a.x + c * p.chunk, p.chunk_size(p.count, c),
+                gat + p.interleaved_offset(s, c) +
+                    std::size_t(r) * p.interleaved_stride(s, p.count, c),
+                s, stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c)));
+  };
+  auto gather_chunk = [&](std::int64_t c) {
+    const std::size_t stride = p.interleaved_stride(s, p.count, c);
+    std::uint8_t* all = gat + p.interleaved_offset(s, c);
+    tr.all_gather(all + std::size_t(r) * stride, all, stride);
+  };
+  auto reduce_chunk = [&](std::int64_t c) { // fp32 sum in rank order, average, T: fused
+    ex.reduce_store(gat + p.interleaved_offset(s, c), p.interleaved_stride(s, p.count, c), w,
+                    p.chunk_size(p.count, c), s, divisor, a.y + c * p.chunk);
+  };
+  // Pipelined like two_shot: the all-gather of chunk t runs on the communication queue while
+  // the compute queue reduces chunk t-1 and quantizes chunk t+1.
+  const bool pipelined = nchunks > 1;
+  if (pipelined) detail::queue_fork(tr);
+  for (std::int64_t t = 0; t <= nchunks; ++t) {
+    if (t < nchunks) {
+      quantize_chunk(t);
+      detail::comm_wait_compute(tr);
+      gather_chunk(t);
+      detail::comm_record(tr, pipeline_mark(t, 0));
+    }
+    if (t >= 1) {
+      detail::compute_wait_comm(tr, pipeline_mark(t - 1, 0));
+      reduce_chunk(t - 1);
+    }
+  }
+  if (pipelined) detail::queue_join(tr);
 }
 
 template <class T, class Tr, class Ex>
