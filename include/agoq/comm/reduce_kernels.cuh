@@ -140,6 +140,45 @@ AGOQ_DEVICE void comm_store16(T* p, int valid, bool vec, const float (&v)[chunk_
   }
 }
 
+//! Shared memory of one warp's staged stores (comm_store_chunk): its 32 chunks of T.
+template <class T> struct comm_warp_stage { uint4 q[sizeof(T) * 32]; };
+
+//! Stores this lane's chunk `v` (`valid` elements at p, 16-byte aligned when `vec`): when the
+//! whole warp holds 32 full chunks that lie back to back from a 16-byte aligned start
+//! (`contiguous`: full, aligned and in one output array, which the caller knows), through `stage`
+//! so that every store instruction writes 512 contiguous bytes; otherwise lane by lane
+//! (comm_store16). A lane storing its own 32 or 64 bytes writes half sectors per instruction:
+//! dequantize_many ran at 0.72 of copy bandwidth that way and at 0.80 staged (the quantizer's
+//! dequantize showed the same effect). Every lane of the warp must call this (a warp vote).
+template <class T>
+AGOQ_DEVICE void comm_store_chunk(T* p, int valid, bool vec, bool contiguous,
+                                  const float (&v)[chunk_elems], comm_warp_stage<T>& stage) {
+  if (!__all_sync(0xffffffffu, contiguous)) {
+    if (valid > 0) comm_store16(p, valid, vec, v);
+    return;
+  }
+  constexpr int Q = int(sizeof(T)); // 16-byte pieces per chunk
+  const int lane = int(threadIdx.x & 31);
+  std::uint32_t w[4 * Q];
+#pragma unroll
+  for (int i = 0; i < 4 * Q; ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      w[i] = __float_as_uint(v[i]);
+    else
+      w[i] = std::uint32_t(comm_bits16<T>(v[2 * i])) | std::uint32_t(comm_bits16<T>(v[2 * i + 1]))
+                                                           << 16;
+  }
+  __syncwarp(); // the previous trip's reads of the stage are done
+#pragma unroll
+  for (int q = 0; q < Q; ++q)
+    stage.q[lane * Q + q] = make_uint4(w[4 * q], w[4 * q + 1], w[4 * q + 2], w[4 * q + 3]);
+  __syncwarp();
+  uint4* warp_out = reinterpret_cast<uint4*>(p - std::ptrdiff_t(lane) * chunk_elems);
+#pragma unroll
+  for (int q = 0; q < Q; ++q)
+    warp_out[q * 32 + lane] = stage.q[q * 32 + lane];
+}
+
 //! Elements of the 16-element chunk that starts at element e0 of an n-element message.
 AGOQ_DEVICE int comm_valid(std::int64_t n, std::int64_t e0) {
   const std::int64_t left = n - e0;
@@ -338,12 +377,13 @@ __global__ static void __launch_bounds__(256, 4)
     return c < total && comm_valid(a.n, c * chunk_elems) > 0 ? comm_sum_load<C>(a, c)
                                                              : comm_sum_prefetch{};
   };
+  __shared__ comm_warp_stage<T> stage[8]; // one per warp (256 threads)
   comm_for_each_chunk(total, a.trips, load, [&](std::int64_t c, const comm_sum_prefetch& f) {
     const int valid = c < total ? comm_valid(a.n, c * chunk_elems) : 0;
-    if (valid == 0) return;
     float v[chunk_elems];
-    comm_sum_chunk<C>(a, c, f, v);
-    comm_store16(static_cast<T*>(a.y) + c * chunk_elems, valid, a.vec, v);
+    if (valid > 0) comm_sum_chunk<C>(a, c, f, v);
+    comm_store_chunk(static_cast<T*>(a.y) + (valid > 0 ? c * chunk_elems : 0), valid, a.vec,
+                     valid == chunk_elems && a.vec, v, stage[threadIdx.x >> 5]);
   });
 }
 
@@ -393,15 +433,17 @@ __global__ static void __launch_bounds__(256, 4)
     f.scale = load_scale(a.scales[j], lc >> a.log2_lanes, a.scale);
     return f;
   };
+  __shared__ comm_warp_stage<T> stage[8]; // one per warp (256 threads)
   comm_for_each_chunk(total, a.trips, load, [&](std::int64_t c, const comm_codes_prefetch& f) {
-    if (c >= total) return;
-    const int j = comm_job_of(a.first, a.count, c);
-    const std::int64_t e0 = (c - a.first[j]) * chunk_elems;
-    const int valid = comm_valid(a.n[j], e0);
-    if (valid == 0) return;
+    const int j = c < total ? comm_job_of(a.first, a.count, c) : -1;
+    const std::int64_t e0 = j >= 0 ? (c - a.first[j]) * chunk_elems : 0;
+    const int valid = j >= 0 ? comm_valid(a.n[j], e0) : 0;
     float v[chunk_elems];
-    decode_chunk<C>(f.codes, params_from_stored(f.scale, 0.0f), v);
-    comm_store16(a.y[j] + e0, valid, (a.vec >> j) & 1u, v);
+    if (valid > 0) decode_chunk<C>(f.codes, params_from_stored(f.scale, 0.0f), v);
+    const int j0 = __shfl_sync(0xffffffffu, j, 0); // contiguous only within lane 0's job
+    const bool vec = j >= 0 && ((a.vec >> j) & 1u);
+    comm_store_chunk(j >= 0 ? a.y[j] + e0 : a.y[0], valid, vec,
+                     vec && valid == chunk_elems && j == j0, v, stage[threadIdx.x >> 5]);
   });
 }
 
