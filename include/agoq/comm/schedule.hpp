@@ -352,11 +352,15 @@ inline void run_one_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   std::uint8_t* gat = a.ws + a.lay.area_a; // chunk-major: chunk c of every rank together
   const std::int64_t nchunks = p.chunks(p.count);
   const float divisor = a.cfg.op == reduce_op::average && w > 1 ? float(w) : 1.0f;
-  auto quantize_chunk = [&](std::int64_t c) { // my chunk c, straight into my slot of its gather
-    ex.quantize(a.x + c * p.chunk, p.chunk_size(p.count, c),
-                gat + p.interleaved_offset(s, c) +
-                    std::size_t(r) * p.interleaved_stride(s, p.count, c),
-                s, stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c)));
+  // My chunk c, straight into my slot of its gather area. Through quantize_many (one job): its
+  // kernel's short-lived CTAs let the all-gather's NCCL kernel onto the SMs while it runs, where
+  // the one-wave quantize kernel would hold them until it ends.
+  auto quantize_chunk = [&](std::int64_t c) {
+    const quantize_job<T> job{a.x + c * p.chunk, p.chunk_size(p.count, c),
+                              gat + p.interleaved_offset(s, c) +
+                                  std::size_t(r) * p.interleaved_stride(s, p.count, c),
+                              stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c))};
+    detail::quantize_many(ex, &job, 1, s);
   };
   auto gather_chunk = [&](std::int64_t c) {
     const std::size_t stride = p.interleaved_stride(s, p.count, c);
