@@ -31,6 +31,7 @@
 #if AGOQ_HAS_NCCL()
 
 #include <agoq/comm/allreduce.cuh>
+#include <agoq/format/element.hpp>
 
 #include "common/thread_barrier.hpp"
 
@@ -92,18 +93,13 @@ __device__ inline float gauss(int rank, std::int64_t i) {
   return sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
 }
 
-template <class T> __device__ inline T from_f(float v);
-template <> __device__ inline float from_f<float>(float v) { return v; }
-template <> __device__ inline __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
+// agoq's element conversions (format/element.hpp), and fp8 e4m3 for NCCL's fp8 all-reduce
+template <class T> __device__ inline T from_f(float v) { return agoq::detail::from_float<T>(v); }
 template <> __device__ inline __nv_fp8_e4m3 from_f<__nv_fp8_e4m3>(float v) {
   return __nv_fp8_e4m3(v);
 }
-template <class T> __device__ inline float to_f(T v) { return float(v); }
-template <> __device__ inline float to_f<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
+template <class T> __device__ inline float to_f(T v) { return agoq::detail::to_float(v); }
+template <> __device__ inline float to_f<__nv_fp8_e4m3>(__nv_fp8_e4m3 v) { return float(v); }
 
 //! Rank `rank`'s input value i, as the input type T.
 template <class T> __device__ inline T input(int rank, std::int64_t i) {

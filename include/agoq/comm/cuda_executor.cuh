@@ -33,6 +33,7 @@
 #include "agoq/comm/reduce_kernels.cuh"
 #include "agoq/comm/transport.hpp"
 #include "agoq/error.hpp"
+#include "agoq/format/element.hpp"
 #include "agoq/quant/quantize.cuh"
 #include "agoq/quant/view.hpp"
 
@@ -45,30 +46,12 @@
 namespace agoq {
 namespace detail {
 
-template <class T> __device__ __forceinline__ float comm_to_float(T v);
-template <> __device__ __forceinline__ float comm_to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float comm_to_float<__half>(__half v) {
-  return __half2float(v);
-}
-template <> __device__ __forceinline__ float comm_to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <class T> __device__ __forceinline__ T comm_from_float(float v);
-template <> __device__ __forceinline__ float comm_from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half comm_from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <> __device__ __forceinline__ __nv_bfloat16 comm_from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
 template <class T>
 __global__ static void __launch_bounds__(256)
     comm_load_kernel(const T* __restrict__ x, std::int64_t n, float* __restrict__ acc) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    acc[i] = comm_to_float(x[i]);
+    acc[i] = to_float(x[i]);
 }
 
 template <class T>
@@ -76,7 +59,7 @@ __global__ static void __launch_bounds__(256)
     comm_add_kernel(const T* __restrict__ x, std::int64_t n, float* __restrict__ acc) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    acc[i] = __fadd_rn(acc[i], comm_to_float(x[i]));
+    acc[i] = __fadd_rn(acc[i], to_float(x[i]));
 }
 
 __global__ static void __launch_bounds__(256)
@@ -91,7 +74,7 @@ __global__ static void __launch_bounds__(256)
     comm_store_kernel(const float* __restrict__ acc, std::int64_t n, T* __restrict__ y) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    y[i] = comm_from_float<T>(acc[i]);
+    y[i] = from_float<T>(acc[i]);
 }
 
 } // namespace detail

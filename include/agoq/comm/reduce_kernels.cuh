@@ -58,87 +58,8 @@ constexpr comm_codec_tuning comm_codec_tuning_for(int cc) {
 //! Jobs of one quantize_many / dequantize_many launch (more are split into several launches).
 inline constexpr int comm_max_jobs = 16;
 
-// ---- 16 elements of T <-> 16 floats --------------------------------------------------------
-
-//! v[i] = float(p[i]) for i < valid (exact), 0 past it; 16-byte streaming loads when `vec` (p is
-//! 16-byte aligned) and the chunk is full. Reads nothing when valid == 0.
-template <class T>
-AGOQ_DEVICE void comm_load16(const T* p, int valid, bool vec, float (&v)[chunk_elems]) {
-  if (vec && valid == chunk_elems) {
-    if constexpr (std::is_same_v<T, float>) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float4 q = __ldcs(reinterpret_cast<const float4*>(p) + j);
-        v[4 * j] = q.x, v[4 * j + 1] = q.y, v[4 * j + 2] = q.z, v[4 * j + 3] = q.w;
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p) + j);
-        const std::uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-          const std::uint16_t b = std::uint16_t(w[k / 2] >> (16 * (k & 1)));
-          if constexpr (std::is_same_v<T, __nv_bfloat16>)
-            v[8 * j + k] = __uint_as_float(std::uint32_t(b) << 16);
-          else
-            v[8 * j + k] = __half2float(__ushort_as_half(b));
-        }
-      }
-    }
-    return;
-  }
-#pragma unroll
-  for (int i = 0; i < chunk_elems; ++i) {
-    if (i < valid) {
-      if constexpr (std::is_same_v<T, float>)
-        v[i] = p[i];
-      else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-        v[i] = __bfloat162float(p[i]);
-      else
-        v[i] = __half2float(p[i]);
-    } else {
-      v[i] = 0.0f;
-    }
-  }
-}
-
-template <class T> AGOQ_DEVICE std::uint16_t comm_bits16(float v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  else
-    return __half_as_ushort(__float2half_rn(v));
-}
-
-//! p[i] = T(v[i]) for i < valid, round to nearest even; 16-byte stores when `vec` and full.
-template <class T>
-AGOQ_DEVICE void comm_store16(T* p, int valid, bool vec, const float (&v)[chunk_elems]) {
-  if (vec && valid == chunk_elems) {
-    if constexpr (std::is_same_v<T, float>) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        reinterpret_cast<float4*>(p)[j] =
-            make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
-    } else {
-      std::uint32_t w[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-        w[j] = std::uint32_t(comm_bits16<T>(v[2 * j])) | std::uint32_t(comm_bits16<T>(v[2 * j + 1]))
-                                                             << 16;
-      reinterpret_cast<uint4*>(p)[0] = make_uint4(w[0], w[1], w[2], w[3]);
-      reinterpret_cast<uint4*>(p)[1] = make_uint4(w[4], w[5], w[6], w[7]);
-    }
-    return;
-  }
-#pragma unroll
-  for (int i = 0; i < chunk_elems; ++i) {
-    if (i >= valid) continue;
-    if constexpr (std::is_same_v<T, float>)
-      p[i] = v[i];
-    else
-      reinterpret_cast<std::uint16_t*>(p)[i] = comm_bits16<T>(v[i]);
-  }
-}
+// ---- 16 elements of T <-> 16 floats: load_raw16/to_floats and store16/pack_raw16 of
+// quant/kernels.cuh, plus the warp-staged store below.
 
 //! Shared memory of one warp's staged stores (comm_store_chunk): its 32 chunks of T.
 template <class T> struct comm_warp_stage { uint4 q[sizeof(T) * 32]; };
@@ -147,31 +68,23 @@ template <class T> struct comm_warp_stage { uint4 q[sizeof(T) * 32]; };
 //! whole warp holds 32 full chunks that lie back to back from a 16-byte aligned start
 //! (`contiguous`: full, aligned and in one output array, which the caller knows), through `stage`
 //! so that every store instruction writes 512 contiguous bytes; otherwise lane by lane
-//! (comm_store16). A lane storing its own 32 or 64 bytes writes half sectors per instruction:
+//! (store16). A lane storing its own 32 or 64 bytes writes half sectors per instruction:
 //! dequantize_many ran at 0.72 of copy bandwidth that way and at 0.80 staged (the quantizer's
 //! dequantize showed the same effect). Every lane of the warp must call this (a warp vote).
 template <class T>
 AGOQ_DEVICE void comm_store_chunk(T* p, int valid, bool vec, bool contiguous,
                                   const float (&v)[chunk_elems], comm_warp_stage<T>& stage) {
   if (!__all_sync(0xffffffffu, contiguous)) {
-    if (valid > 0) comm_store16(p, valid, vec, v);
+    if (valid > 0) store16(p, valid, vec, v);
     return;
   }
   constexpr int Q = int(sizeof(T)); // 16-byte pieces per chunk
   const int lane = int(threadIdx.x & 31);
-  std::uint32_t w[4 * Q];
-#pragma unroll
-  for (int i = 0; i < 4 * Q; ++i) {
-    if constexpr (std::is_same_v<T, float>)
-      w[i] = __float_as_uint(v[i]);
-    else
-      w[i] = std::uint32_t(comm_bits16<T>(v[2 * i])) | std::uint32_t(comm_bits16<T>(v[2 * i + 1]))
-                                                           << 16;
-  }
+  const raw16<T> r = pack_raw16<T>(v);
   __syncwarp(); // the previous trip's reads of the stage are done
 #pragma unroll
   for (int q = 0; q < Q; ++q)
-    stage.q[lane * Q + q] = make_uint4(w[4 * q], w[4 * q + 1], w[4 * q + 2], w[4 * q + 3]);
+    stage.q[lane * Q + q] = make_uint4(r.w[4 * q], r.w[4 * q + 1], r.w[4 * q + 2], r.w[4 * q + 3]);
   __syncwarp();
   uint4* warp_out = reinterpret_cast<uint4*>(p - std::ptrdiff_t(lane) * chunk_elems);
 #pragma unroll
@@ -401,7 +314,7 @@ __global__ static void __launch_bounds__(256, 4)
     const std::int64_t e0 = lc * chunk_elems;
     const int valid = c < total ? comm_valid(a.n[j], e0) : 0;
     float v[chunk_elems];
-    comm_load16(a.x[j] + (valid > 0 ? e0 : 0), valid, (a.vec >> j) & 1u, v);
+    to_floats(load_raw16(a.x[j] + (valid > 0 ? e0 : 0), valid, (a.vec >> j) & 1u), v);
     const chunk_stats st = reduce_stats<true>(v, valid, a.log2_lanes);
     if (c >= total) return;
     const block_params bp = params_from_stats<C>(st, a.scale);

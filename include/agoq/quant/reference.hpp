@@ -16,6 +16,7 @@
 
 #include "agoq/error.hpp"
 #include "agoq/format/codec.hpp"
+#include "agoq/format/element.hpp"
 #include "agoq/format/format.hpp"
 #include "agoq/format/philox.hpp"
 #include "agoq/quant/view.hpp"
@@ -31,16 +32,8 @@ namespace agoq {
 namespace ref {
 namespace detail {
 
-inline float to_float(float x) { return x; }
-inline float to_float(__half x) { return __half2float(x); }
-inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <class T> inline T from_float(float x);
-template <> inline float from_float<float>(float x) { return x; }
-template <> inline __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <> inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
+using agoq::detail::from_float; // format/element.hpp
+using agoq::detail::to_float;
 
 [[noreturn]] inline void fail(const char* fn, const std::string& what) {
   throw invalid_argument(std::string("agoq::ref::") + fn + ": " + what);
