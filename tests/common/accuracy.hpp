@@ -2,6 +2,7 @@
 // Helpers shared by the host and GPU tests: rank inputs, fp64 references, relative L2 error.
 #pragma once
 
+#include <agoq/comm/config.hpp>
 #include <agoq/quant/reference.hpp>
 
 #include <cmath>
@@ -26,6 +27,14 @@ std::vector<std::vector<float>> make_inputs(int world, std::int64_t count, std::
       v = agoq::ref::detail::to_float(agoq::ref::detail::from_float<T>(nd(gen) * scale));
   }
   return in;
+}
+
+//! The default all-reduce config with algorithm `a` and pipeline chunk `chunk` (0: default).
+inline agoq::allreduce_config with(agoq::algorithm a, std::int64_t chunk = 0) {
+  agoq::allreduce_config c;
+  c.algo = a;
+  c.chunk = chunk;
+  return c;
 }
 
 //! The fp64 sum over ranks of in[rank][i].

@@ -66,6 +66,7 @@ using agoq_test::make_inputs;
 
 using agoq_test::reference_sum;
 using agoq_test::rel_l2;
+using agoq_test::with;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() &&
@@ -84,13 +85,6 @@ std::uint64_t fnv1a(const std::vector<float>& v) {
   for (std::size_t i = 0; i < v.size() * sizeof(float); ++i)
     h = (h ^ p[i]) * 1099511628211ull;
   return h;
-}
-
-allreduce_config with(algorithm a, std::int64_t chunk = 0) {
-  allreduce_config c;
-  c.algo = a;
-  c.chunk = chunk;
-  return c;
 }
 
 //! Error bound: loose for tiny counts (few blocks), the host tests' bounds for large ones.

@@ -100,6 +100,7 @@ std::vector<std::vector<float>> run(const std::vector<std::vector<float>>& in, s
 
 using agoq_test::reference_sum;
 using agoq_test::rel_l2;
+using agoq_test::with;
 
 bool bitwise_equal(const std::vector<std::vector<float>>& out) {
   for (const auto& o : out)
@@ -107,13 +108,6 @@ bool bitwise_equal(const std::vector<std::vector<float>>& out) {
         (!o.empty() && std::memcmp(o.data(), out[0].data(), o.size() * sizeof(float)) != 0))
       return false;
   return true;
-}
-
-allreduce_config with(algorithm a, std::int64_t chunk = 0) {
-  allreduce_config c;
-  c.algo = a;
-  c.chunk = chunk;
-  return c;
 }
 
 // Loose per-element bounds for the sweep (tiny counts have few blocks, so their error is noisy).
