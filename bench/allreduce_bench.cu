@@ -18,7 +18,8 @@
 //! --wire int8|fp8_e4m3|fp8_e5m2 (int8), --overlap on|off (on; off runs the same schedules with
 //! nccl_transport's communication stream disabled, every transfer on the caller's stream: the
 //! A/B of the pipelining). Sizes accept K, M, G suffixes (powers of 1024). The algo column shows
-//! the pipeline chunks per shard after a slash (two_shot pipelines when there are 2 or more).
+//! the pipeline's chunks after a slash (two_shot: per shard; one_shot: of the whole message;
+//! both pipeline when there are 2 or more).
 //! NVLS is never enabled here (the runner exports NCCL_NVLS_ENABLE=0).
 //! Without a GPU it prints "no GPU" and exits 0.
 #include <agoq/agoq.cuh>
@@ -411,9 +412,9 @@ template <class T> void run_rank(shared_state& sh, int rank) {
       const agoq::algorithm ra = agoq::resolve_algorithm(c, n, agoq::element_type_of<T>(), w);
       std::string name = agoq::to_string(a);
       if (a == agoq::algorithm::auto_select) name = std::string("auto:") + agoq::to_string(ra);
-      if (ra == agoq::algorithm::two_shot || ra == agoq::algorithm::ring) {
-        const agoq::partition p = agoq::make_partition(n, c, w);
-        name += "/" + std::to_string(p.chunks(p.max_shard()));
+      if (ra == agoq::algorithm::two_shot || ra == agoq::algorithm::one_shot) {
+        const agoq::partition p = agoq::make_partition(n, c, w); // chunks of its pipeline
+        name += "/" + std::to_string(p.chunks(ra == agoq::algorithm::two_shot ? p.max_shard() : n));
       }
       char fp8_t[32] = "n/a", fp8_x[32] = "", fp8_e[32] = "n/a";
       if (t_fp8 >= 0) {

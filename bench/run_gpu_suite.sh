@@ -5,8 +5,8 @@
 # Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|grad|sanitize|profile|all]...
 #   tests: every ctest test (needs the full build); gtests: only the GPU test binary;
 #   bench: the quantizer benchmark; torch: the torch.compile baseline; grad: the gradient-buffer
-#   benchmark; sanitize: compute-sanitizer memcheck + racecheck; profile: Nsight Compute on the
-#   main quantizer kernels at 256 MiB.
+#   benchmark; sanitize: compute-sanitizer memcheck, racecheck and synccheck on a subset of the
+#   GPU tests; profile: Nsight Compute on the main quantizer kernels at 256 MiB.
 # AGOQ_BUILD_TARGETS (default: all) limits the build; AGOQ_BENCH_FILTER (a Google Benchmark regex)
 # and AGOQ_TORCH_MIB (sizes) narrow the benchmarks.
 set -uo pipefail
@@ -30,9 +30,9 @@ if want gtests; then
   grep -E "^\[  FAILED  \]" "$out/gtests.log" | head -20
 fi
 if want sanitize all; then
-  for tool in memcheck racecheck; do
+  for tool in memcheck racecheck synccheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/agoq_gpu_tests \
-      --gtest_filter='*int8_b128_bf16*:*int4_asym_b32_f16*:*fp8_e4m3_b256_f32*:*fp4_e2m1_b64_bf16*:*int5_b128_f32*:quantize_gpu.*' \
+      --gtest_filter='*int8_b128_bf16*:*int4_asym_b32_f16*:*fp8_e4m3_b256_f32*:*fp4_e2m1_b64_bf16*:*int5_b128_f32*:quantize_gpu.*:CommKernels.*' \
       > "$out/sanitize-$tool.log" 2>&1 || rc=1
     tail -4 "$out/sanitize-$tool.log"
   done

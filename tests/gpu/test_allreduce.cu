@@ -527,13 +527,19 @@ TEST_F(Allreduce, BadArgumentsReturnInvalidArgumentNamingIt) {
 constexpr std::int64_t mp_count = 1000003;
 constexpr std::uint32_t mp_seed = 97;
 //! What every child runs: each algorithm with the default chunk (one chunk per shard at this
-//! count), then two_shot pipelined over many chunks (the communication stream across processes).
-constexpr int mp_configs = int(sizeof(every_algo) / sizeof(every_algo[0])) + 1;
+//! count), then two_shot and one_shot pipelined over many chunks (the communication stream
+//! across processes).
+constexpr int mp_algos = int(sizeof(every_algo) / sizeof(every_algo[0]));
+constexpr int mp_configs = mp_algos + 2;
 allreduce_config mp_config(int k) {
-  return k + 1 < mp_configs ? with(every_algo[k]) : with(algorithm::two_shot, 128 * 64);
+  return k < mp_algos    ? with(every_algo[k])
+         : k == mp_algos ? with(algorithm::two_shot, 128 * 64)
+                         : with(algorithm::one_shot, 128 * 64);
 }
 std::string mp_name(int k) {
-  return k + 1 < mp_configs ? agoq::to_string(every_algo[k]) : "two_shot_pipelined";
+  return k < mp_algos    ? agoq::to_string(every_algo[k])
+         : k == mp_algos ? "two_shot_pipelined"
+                         : "one_shot_pipelined";
 }
 
 std::string env_or_empty(const char* name) {

@@ -84,6 +84,7 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
               device_buffer<unsigned char> dout(mb + 64);
               device_buffer<__nv_bfloat16> dy(static_cast<std::size_t>(n) + 8);
               device_buffer<float> dyf(static_cast<std::size_t>(n) + 8);
+              device_buffer<__half> dyh(static_cast<std::size_t>(n) + 8);
               for (float divisor : {1.0f, float(w) + 2.0f}) {
                 const std::uint64_t seed = 99 + std::uint64_t(w);
                 // host: the unfused sequence
@@ -96,16 +97,20 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
                 hex.quantize(static_cast<const float*>(acc.data()), n, want.data(), s, seed);
                 std::vector<__nv_bfloat16> want_y(static_cast<std::size_t>(n));
                 hex.store(static_cast<const float*>(acc.data()), n, want_y.data());
+                std::vector<__half> want_h(static_cast<std::size_t>(n));
+                hex.store(static_cast<const float*>(acc.data()), n, want_h.data());
                 // GPU: one kernel each (bf16 output 16-byte aligned for one divisor: vector
                 // stores of full chunks; at an odd element offset for the other: scalar stores)
                 dout.fill_bytes(0x77);
                 dy.fill_bytes(0x5C);
                 dyf.fill_bytes(0x5C);
+                dyh.fill_bytes(0x5C);
                 gex.reduce_quantize(dmsgs.ptr, stride, w, n, s, divisor,
                                     agoq::message_view(dout.ptr, n, s), seed);
                 __nv_bfloat16* y = dy.ptr + (divisor == 1.0f ? 0 : 1);
                 gex.reduce_store(dmsgs.ptr, stride, w, n, s, divisor, y);
                 gex.reduce_store(dmsgs.ptr, stride, w, n, s, divisor, dyf.ptr);
+                gex.reduce_store(dmsgs.ptr, stride, w, n, s, divisor, dyh.ptr);
                 AGOQ_CUDA_TRY(cudaDeviceSynchronize());
                 const auto got = download_n(dout.ptr, mb + 64);
                 ASSERT_EQ(std::memcmp(got.data(), want.data(), mb), 0)
@@ -116,6 +121,11 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
                 ASSERT_EQ(std::memcmp(got_y.data(), want_y.data(), want_y.size() * 2), 0);
                 const auto got_f = download_n(dyf.ptr, std::size_t(n) + 1);
                 ASSERT_EQ(std::memcmp(got_f.data(), acc.data(), acc.size() * 4), 0);
+                const auto got_h = download_n(dyh.ptr, std::size_t(n) + 1);
+                ASSERT_EQ(std::memcmp(got_h.data(), want_h.data(), want_h.size() * 2), 0);
+                unsigned short past_h = 0;
+                std::memcpy(&past_h, &got_h[std::size_t(n)], 2);
+                ASSERT_EQ(past_h, 0x5C5Cu) << "reduce_store<half> wrote past y[n - 1]";
                 unsigned short past_y = 0;
                 unsigned past_f = 0;
                 std::memcpy(&past_y, &got_y[std::size_t(n)], 2);
@@ -129,15 +139,14 @@ TEST(CommKernels, ReduceQuantizeAndReduceStoreMatchTheHostBitForBit) {
   EXPECT_GT(cases, 1000);
 }
 
-template <class T> void many_jobs(const quant_spec& s) {
-  // 21 jobs (two launches), one empty, odd lengths, some inputs not 16-byte aligned
-  const std::int64_t lens[] = {1,   300,  0,    4096, 4097, 31,  128, 129,  100003, 7,  5000,
-                               257, 1024, 1023, 1,    2,    333, 999, 8192, 77,     640};
-  const int count = int(sizeof(lens) / sizeof(lens[0]));
+// `lens` jobs in one call; every third input one element off 16-byte alignment when `skew`.
+template <class T>
+void many_jobs(const quant_spec& s, const std::vector<std::int64_t>& lens, bool skew) {
+  const int count = int(lens.size());
   std::vector<std::size_t> xoff, moff;
   std::size_t xs = 0, ms = 0;
   for (int j = 0; j < count; ++j) {
-    xoff.push_back(xs + (j % 3 == 1 ? 1 : 0)); // every third input unaligned by one element
+    xoff.push_back(xs + (skew && j % 3 == 1 ? 1 : 0));
     xs += std::size_t(lens[j]) + 16;
     moff.push_back(ms);
     ms += agoq::align_up(agoq::message_bytes(s, lens[j]), 256) + 256;
@@ -200,12 +209,22 @@ TEST(CommKernels, QuantizeManyAndDequantizeManyMatchTheHostPerJob) {
         s.rounding = rnd;
         SCOPED_TRACE(std::string(agoq::to_string(f)) + "/" + std::to_string(block) + "/" +
                      agoq::to_string(rnd));
-        many_jobs<__nv_bfloat16>(s);
-        if (::testing::Test::HasFatalFailure()) return;
-        many_jobs<float>(s);
-        if (::testing::Test::HasFatalFailure()) return;
-        many_jobs<__half>(s);
-        if (::testing::Test::HasFatalFailure()) return;
+        // 21 jobs (two launches), one empty, odd lengths, some inputs not 16-byte aligned
+        const std::vector<std::int64_t> mixed = {1,   300,    0,   4096, 4097, 31,   128,
+                                                 129, 100003, 7,   5000, 257,  1024, 1023,
+                                                 1,   2,      333, 999,  8192, 77,   640};
+        // whole blocks, all aligned, job boundaries inside warps: a warp whose 32 full chunks
+        // span two jobs must not be stored as one contiguous run
+        const std::vector<std::int64_t> whole = {384, 512, 3 * 128, 40 * 128, 128, 256};
+        for (const auto* lens : {&mixed, &whole}) {
+          const bool skew = lens == &mixed;
+          many_jobs<__nv_bfloat16>(s, *lens, skew);
+          if (::testing::Test::HasFatalFailure()) return;
+          many_jobs<float>(s, *lens, skew);
+          if (::testing::Test::HasFatalFailure()) return;
+          many_jobs<__half>(s, *lens, skew);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
       }
 }
 

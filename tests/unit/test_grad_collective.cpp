@@ -129,18 +129,23 @@ TEST(GradCollective, AllreduceOnCodesIsIdenticalOnAllRanks) {
   }
 }
 
+// The collective's rounding option applies to its requantization in both schedules that
+// requantize once (one_shot's fused store into the buffer included), whatever the buffer's own.
 TEST(GradCollective, SumAndStochasticRounding) {
-  grad_comm_config opt;
-  opt.op = agoq::reduce_op::sum;
-  opt.algo = algorithm::two_shot;
-  auto out = run(bucket, 3, opt, false);
-  EXPECT_EQ(out[0], expected(bucket, 3, false));
-  opt.rounding = agoq::rounding::stochastic;
-  opt.seed = 5;
-  out = run(bucket, 3, opt, false);
-  EXPECT_EQ(out[1], out[0]);
-  EXPECT_EQ(out[2], out[0]);
-  EXPECT_NE(out[0], expected(bucket, 3, false)); // different noise than nearest
+  for (algorithm a : {algorithm::two_shot, algorithm::one_shot}) {
+    SCOPED_TRACE(agoq::to_string(a));
+    grad_comm_config opt;
+    opt.op = agoq::reduce_op::sum;
+    opt.algo = a;
+    auto out = run(bucket, 3, opt, false);
+    EXPECT_EQ(out[0], expected(bucket, 3, false));
+    opt.rounding = agoq::rounding::stochastic;
+    opt.seed = 5;
+    out = run(bucket, 3, opt, false);
+    EXPECT_EQ(out[1], out[0]);
+    EXPECT_EQ(out[2], out[0]);
+    EXPECT_NE(out[0], expected(bucket, 3, false)); // different noise than nearest
+  }
 }
 
 TEST(GradCollective, ReduceScatterLeavesTwoShotBytesInTheOwnedShard) {

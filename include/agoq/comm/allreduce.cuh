@@ -3,9 +3,9 @@
 //! The GPU all-reduce: agoq's quantized-wire, fp32-accumulated all-reduce over an NCCL
 //! communicator, in NCCL's shape (send, recv, count, config, workspace, communicator, stream).
 //! It runs the schedules of comm/schedule.hpp with nccl_transport (comm/nccl.hpp) and
-//! cuda_executor (comm/cuda_executor.cuh): for large messages two-shot, pipelined over chunks
-//! with one fused kernel per step and chunk, its codec kernels overlapping the NCCL transfers of
-//! neighbouring chunks.
+//! cuda_executor (comm/cuda_executor.cuh): one-shot on 2 ranks and for small messages, two-shot
+//! for large messages on more ranks, both pipelined over chunks with one fused kernel per step
+//! and chunk, their codec kernels overlapping the NCCL transfers of neighbouring chunks.
 //!
 //! @code
 //!   agoq::allreduce_config cfg;                        // INT8 wire, block 128, sum, auto
@@ -104,7 +104,8 @@ inline std::size_t allreduce_workspace_size(std::int64_t count, const allreduce_
 //! Stream semantics: returns once everything is enqueued; nothing allocates device memory,
 //! synchronizes or blocks the host, so the call may be captured in a CUDA graph. Everything is
 //! ordered after the work enqueued on `stream` before the call, and work enqueued on `stream`
-//! after it is ordered after all of it. Inside, a pipelined two-shot (more than one chunk) runs
+//! after it is ordered after all of it. Inside, a pipelined two-shot or one-shot (more than one
+//! chunk) runs
 //! its transfers on a communication stream that nccl_transport creates once per communicator
 //! and caches (comm/nccl.hpp; release_comm_streams() frees it), forked from and joined back to
 //! `stream` with CUDA events, so that codec kernels overlap NCCL transfers; the first such call

@@ -67,7 +67,8 @@ inline std::ostream& operator<<(std::ostream& os, element_type t) { return os <<
 
 //! Pipeline chunks the library aims for per shard when allreduce_config::chunk is 0: two-shot
 //! cuts each rank's shard into about this many chunks, so that while chunk c is exchanged chunk
-//! c+1 is quantized and chunk c-1 reduced (comm/schedule.hpp). More chunks shorten the pipeline's
+//! c+1 is quantized and chunk c-1 reduced (comm/schedule.hpp); one-shot uses the same chunk
+//! size over the whole count (about W times as many chunks). More chunks shorten the pipeline's
 //! fill and drain (one chunk's codec work and gather are not hidden) and cost one grouped
 //! send/recv and one all-gather each. A measurement knob: bench/allreduce_bench.cu --chunk
 //! overrides the resulting chunk for a sweep.

@@ -18,9 +18,9 @@
 //! | quantize_many   | one launch per comm_max_jobs jobs (comm/reduce_kernels.cuh)          |
 //! | dequantize_many | one launch per comm_max_jobs jobs (comm/reduce_kernels.cuh)          |
 //!
-//! The schedules' pipelined two-shot path uses only the last four (short-lived CTAs that leave
-//! room for NCCL kernels on the communication stream; comm/reduce_kernels.cuh says why); ring
-//! and tree use the others.
+//! The schedules' pipelined two-shot and one-shot use only the last four (short-lived CTAs that
+//! leave room for NCCL kernels on the communication stream; comm/reduce_kernels.cuh says why);
+//! ring, tree and an unpipelined one-shot use the others.
 //!
 //! Stochastic rounding: a message of n elements is quantized as a 1 x n tensor starting at the
 //! message start, so element i draws philox(seed, i) as the host executor does.

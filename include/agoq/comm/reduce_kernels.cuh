@@ -5,7 +5,8 @@
 //!   then requantize (two-shot step 3) or convert to T (one-shot), in ONE pass: each thread reads
 //!   its 16 elements of every message, and the fp32 sum never goes to memory;
 //! - quantize_many / dequantize_many: up to comm_max_jobs independent (de)quantizations of one
-//!   spec in one launch (two-shot's W pieces of a chunk), so a chunk costs one launch per step.
+//!   spec in one launch (two-shot's W pieces of a chunk; one-shot's chunk, one job), so a chunk
+//!   costs one launch per step.
 //!
 //! Per element these are exactly the host reference's operations (agoq::ref, comm/transport.hpp):
 //! decode per format/codec.hpp, one IEEE fp32 addition per message after the first, one IEEE
@@ -13,7 +14,8 @@
 //! quant/kernels.cuh (reduce_stats, params_from_stats, encode_chunk, decode_chunk, ...), with
 //! stochastic rounding drawing Philox(seed, i) for element i of each message.
 //!
-//! Grids: these kernels run next to NCCL kernels on another stream (two-shot's pipeline). They
+//! Grids: these kernels run next to NCCL kernels on another stream (the two-shot and one-shot
+//! pipelines). They
 //! use short-lived CTAs (each thread does at most `trips` chunks of 16 elements, the grid covers
 //! the work) rather than one resident wave of grid-stride CTAs, so that a high-priority NCCL
 //! kernel launched meanwhile gets SMs within microseconds instead of waiting for the whole codec

@@ -90,7 +90,8 @@ namespace agoq {
 //! Crossovers of algorithm::auto_select. Measured on 2 x H200 (bench/RESULTS.md, `--algo all`):
 //! one_shot was the fastest algorithm at every size from 1 to 256 MiB, as expected (on 2 ranks
 //! it moves two_shot's bytes in one NCCL all-gather instead of a send/recv exchange plus an
-//! all-gather), so 2 ranks always get one_shot. The 3+-rank limits are PLACEHOLDERS until a
+//! all-gather, with one rounding fewer), so 2 ranks always get one_shot (above 256 MiB by that
+//! argument; not measured there yet). The 3+-rank limits are PLACEHOLDERS until a
 //! 4-GPU `--algo all` run: one_shot wins while its (W-1)-fold bytes cost less than two_shot's
 //! extra step.
 //! Input bytes at or below which one_shot is chosen (W >= 3).
@@ -352,15 +353,19 @@ inline void run_one_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   std::uint8_t* gat = a.ws + a.lay.area_a; // chunk-major: chunk c of every rank together
   const std::int64_t nchunks = p.chunks(p.count);
   const float divisor = a.cfg.op == reduce_op::average && w > 1 ? float(w) : 1.0f;
-  // My chunk c, straight into my slot of its gather area. Through quantize_many (one job): its
-  // kernel's short-lived CTAs let the all-gather's NCCL kernel onto the SMs while it runs, where
-  // the one-wave quantize kernel would hold them until it ends.
+  const bool pipelined = nchunks > 1;
+  // My chunk c, straight into my slot of its gather area. Pipelined: through quantize_many (one
+  // job), whose short-lived CTAs let the all-gather's NCCL kernel onto the SMs while it runs,
+  // where the one-wave quantize kernel (faster alone) would hold them until it ends.
   auto quantize_chunk = [&](std::int64_t c) {
     const quantize_job<T> job{a.x + c * p.chunk, p.chunk_size(p.count, c),
                               gat + p.interleaved_offset(s, c) +
                                   std::size_t(r) * p.interleaved_stride(s, p.count, c),
                               stream_seed(a.cfg.seed, 0, std::uint64_t(r), 0, std::uint64_t(c))};
-    detail::quantize_many(ex, &job, 1, s);
+    if (pipelined)
+      detail::quantize_many(ex, &job, 1, s);
+    else
+      ex.quantize(job.x, job.n, job.msg, s, job.seed);
   };
   auto gather_chunk = [&](std::int64_t c) {
     const std::size_t stride = p.interleaved_stride(s, p.count, c);
@@ -373,7 +378,6 @@ inline void run_one_shot(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
   };
   // Pipelined like two_shot: the all-gather of chunk t runs on the communication queue while
   // the compute queue reduces chunk t-1 and quantizes chunk t+1.
-  const bool pipelined = nchunks > 1;
   if (pipelined) detail::queue_fork(tr);
   for (std::int64_t t = 0; t <= nchunks; ++t) {
     if (t < nchunks) {
@@ -513,7 +517,7 @@ constexpr std::size_t workspace_alignment = 16;
 //! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes
 //! (comm/workspace.hpp) in the transport's memory space; nothing is allocated. Every rank must pass
 //! the same count and cfg. With a two-queue transport (comm/transport.hpp) a pipelined two-shot
-//! forks it and joins it again before returning, so the caller sees program order.
+//! or one-shot forks it and joins it again before returning, so the caller sees program order.
 //!
 //! Determinism: outputs are bitwise identical on all ranks and across runs with the same
 //! inputs, cfg and world size.

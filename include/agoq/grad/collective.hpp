@@ -16,7 +16,7 @@
 //! - "dequantize message into output range" (two_shot, ring, tree) = copy the final message's
 //!   codes + scales back into the buffer (lossless: every rank stores the same bytes);
 //! - "store fp32 into output range" (one_shot's fused reduce_store) = quantize the fp32 sum into
-//!   the buffer (one rounding, the buffer's own rounding; stochastic seed
+//!   the buffer (one rounding, the collective's: grad_comm_config::rounding; stochastic seed
 //!   stream_seed(cfg.seed, 62, 0, 0, offset), the same on every rank): the wrapped executor's
 //!   reduce_quantize with the buffer range as its output view.
 //! Every fp32 operation is forwarded to the wrapped executor. Element ranges are block-aligned
@@ -63,13 +63,13 @@ namespace agoq {
 //! Options of a gradient-bucket collective. The wire format, block and scale kind are always the
 //! buffer's own (its codes travel as they are); these are the remaining allreduce_config fields.
 struct grad_comm_config {
-  reduce_op op = reduce_op::average; //!< average (data-parallel gradients) or sum
+  reduce_op op = reduce_op::average;       //!< average (data-parallel gradients) or sum
   algorithm algo = algorithm::auto_select; //!< auto: select_algorithm(count * 2 bytes, world)
   //! Rounding of the requantizations the collective performs (independent of the rounding the
   //! buffer uses when accumulating).
   agoq::rounding rounding = agoq::rounding::nearest_even;
-  std::uint64_t seed = 0;  //!< stochastic-rounding seed (salted as in comm/schedule.hpp)
-  std::int64_t chunk = 0;  //!< pipeline chunk in elements (0: library default; else k * block)
+  std::uint64_t seed = 0; //!< stochastic-rounding seed (salted as in comm/schedule.hpp)
+  std::int64_t chunk = 0; //!< pipeline chunk in elements (0: library default; else k * block)
 
   friend constexpr bool operator==(const grad_comm_config& a, const grad_comm_config& b) noexcept {
     return a.op == b.op && a.algo == b.algo && a.rounding == b.rounding && a.seed == b.seed &&
@@ -81,8 +81,9 @@ struct grad_comm_config {
 //! block and scale from the spec; the algorithm resolved (auto: as for a bf16 input of `count`
 //! elements, i.e. select_algorithm(count * 2, world)) so that every rank and the workspace query
 //! agree. reduce_scatter always resolves to two_shot.
-constexpr allreduce_config grad_allreduce_config(const quant_spec& spec, const grad_comm_config& opt,
-                                                 std::int64_t count, int world) noexcept {
+constexpr allreduce_config grad_allreduce_config(const quant_spec& spec,
+                                                 const grad_comm_config& opt, std::int64_t count,
+                                                 int world) noexcept {
   allreduce_config c;
   c.wire = spec.format;
   c.block = spec.block;
@@ -170,7 +171,9 @@ public:
   void reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
                     const quant_spec& s, float divisor, quantized_elem* y) {
     check_spec(s);
-    m_in->reduce_quantize(msgs, stride, w, n, s, divisor, wslice(y, n), store_seed(y));
+    quantized_view out = wslice(y, n);
+    out.spec.rounding = s.rounding; // the collective's rounding, as for every requantization
+    m_in->reduce_quantize(msgs, stride, w, n, s, divisor, out, store_seed(y));
   }
   // --- fp32 work: forwarded ---
   template <class T>
@@ -212,8 +215,9 @@ private:
     const std::int64_t e0 = p - m_base;
     if (e0 < 0 || e0 % m_buf.spec.block != 0 || n < 0 || e0 + n > m_buf.cols)
       throw invalid_argument("agoq::quantized_io_executor: element range [" + std::to_string(e0) +
-                             ", +" + std::to_string(n) + ") is not a block-aligned range of the "
-                                                          "buffer");
+                             ", +" + std::to_string(n) +
+                             ") is not a block-aligned range of the "
+                             "buffer");
     const std::int64_t b0 = e0 / m_buf.spec.block;
     quantized_view v = m_buf;
     v.codes = static_cast<std::uint8_t*>(m_buf.codes) + b0 * block_code_bytes(m_buf.spec);
