@@ -19,7 +19,8 @@
 //! nccl_transport's communication stream disabled, every transfer on the caller's stream: the
 //! A/B of the pipelining). Sizes accept K, M, G suffixes (powers of 1024). The algo column shows
 //! the pipeline's chunks after a slash (two_shot: per shard; one_shot: of the whole message;
-//! both pipeline when there are 2 or more).
+//! both pipeline when there are 2 or more). --transfers times, instead, the NCCL operations of
+//! each size's pipelined two-shot without its kernels (run_transfers): where the time goes.
 //! NVLS is never enabled here (the runner exports NCCL_NVLS_ENABLE=0).
 //! Without a GPU it prints "no GPU" and exits 0.
 #include <agoq/agoq.cuh>
@@ -161,6 +162,7 @@ struct options {
   int block = 128;
   agoq::format wire = agoq::format::int8;
   bool overlap = true;
+  bool transfers = false; //!< time the two-shot pipeline's NCCL transfers alone instead
 };
 
 std::size_t parse_bytes(const std::string& s) {
@@ -201,6 +203,8 @@ options parse(int argc, char** argv) {
       o.chunk = std::atoll(value().c_str());
     else if (a == "--block")
       o.block = std::atoi(value().c_str());
+    else if (a == "--transfers")
+      o.transfers = true;
     else if (a == "--overlap") {
       const std::string v = value();
       if (v == "on")
@@ -248,7 +252,8 @@ options parse(int argc, char** argv) {
     } else if (a == "--help" || a == "-h") {
       std::printf("usage: %s [--min-bytes B] [--max-bytes B] [--iters N] [--warmup N] "
                   "[--algo auto|two_shot|one_shot|ring|tree|all] [--type bf16|f32] [--chunk N] "
-                  "[--block N] [--wire int8|fp8_e4m3|fp8_e5m2] [--overlap on|off]\n",
+                  "[--block N] [--wire int8|fp8_e4m3|fp8_e5m2] [--overlap on|off] "
+                  "[--transfers]\n",
                   argv[0]);
       std::exit(0);
     } else {
@@ -312,6 +317,98 @@ double rel_error(const Out* y, std::int64_t n, int world, bool f32_input, double
   return h[1] > 0 ? std::sqrt(h[0] / h[1]) : std::sqrt(h[0]);
 }
 
+//! --transfers: the NCCL operations of a pipelined two-shot of each size, without its codec
+//! kernels: the exchange (one grouped send/recv per chunk), the all-gather (one per chunk), both
+//! alternating on one stream (what the communication stream runs), and both again while a
+//! memory-bound kernel (a bf16 -> fp32 conversion of the input, standing in for the codecs) runs
+//! on a second, lower-priority stream. Bytes per rank: exchange and all-gather each send
+//! (W-1) x the shard's chunk messages; GB/s is that per rank and direction.
+template <class T>
+void run_transfers(shared_state& sh, int rank, const agoq::allreduce_config& base, std::uint8_t* ws,
+                   const T* x, float* scratch, cudaStream_t stream, cudaEvent_t e0,
+                   cudaEvent_t e1) {
+  const options& o = sh.opt;
+  const int w = sh.world;
+  ncclComm_t comm = sh.comms[std::size_t(rank)];
+  int least = 0, greatest = 0;
+  BENCH_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  cudaStream_t side = nullptr;
+  BENCH_CUDA(cudaStreamCreateWithPriority(&side, cudaStreamNonBlocking, least));
+  if (rank == 0)
+    std::printf("# %10s %7s %10s | %10s %7s | %10s %7s | %10s %7s | %12s %10s\n", "size(B)",
+                "chunks", "chunk(MB)", "exch(us)", "GB/s", "gather(us)", "GB/s", "both(us)", "GB/s",
+                "both+kern(us)", "kern(us)");
+  agoq::allreduce_config c = base;
+  c.algo = agoq::algorithm::two_shot;
+  const agoq::quant_spec s = c.spec();
+  for (std::size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 4) {
+    const std::int64_t n = std::int64_t(bytes / sizeof(T));
+    const agoq::partition p = agoq::make_partition(n, c, w);
+    const std::int64_t span = p.max_shard(), nchunks = p.chunks(span);
+    const std::size_t slot = p.packed_bytes(s, span);
+    std::uint8_t* gat = ws;                         // chunk-major, W x slot
+    std::uint8_t* rcv = ws + std::size_t(w) * slot; // W receive slots
+    std::size_t sent = 0; // bytes this rank sends per pass, in each of the two operations
+    auto exchange = [&](std::int64_t ch) {
+      BENCH_NCCL(ncclGroupStart());
+      for (int k = 0; k < w; ++k) {
+        if (k == rank) continue;
+        const std::size_t mb = agoq::message_bytes(s, p.chunk_size(p.shard(k).size(), ch));
+        const std::size_t mr = agoq::message_bytes(s, p.chunk_size(p.shard(rank).size(), ch));
+        const std::size_t off =
+            p.interleaved_offset(s, ch) + std::size_t(k) * p.interleaved_stride(s, span, ch);
+        if (mb > 0) BENCH_NCCL(ncclSend(gat + off, mb, ncclUint8, k, comm, stream));
+        if (mr > 0)
+          BENCH_NCCL(ncclRecv(rcv + std::size_t(k) * slot + p.chunk_offset(s, ch), mr, ncclUint8, k,
+                              comm, stream));
+      }
+      BENCH_NCCL(ncclGroupEnd());
+    };
+    auto gather = [&](std::int64_t ch) {
+      const std::size_t stride = p.interleaved_stride(s, span, ch);
+      std::uint8_t* all = gat + p.interleaved_offset(s, ch);
+      BENCH_NCCL(
+          ncclAllGather(all + std::size_t(rank) * stride, all, stride, ncclUint8, comm, stream));
+    };
+    for (std::int64_t ch = 0; ch < nchunks; ++ch)
+      for (int k = 0; k < w; ++k)
+        if (k != rank) sent += agoq::message_bytes(s, p.chunk_size(p.shard(k).size(), ch));
+    auto kernel = [&] {
+      convert_kernel<T, float><<<blocks_for(n), kThreads, 0, side>>>(x, scratch, n);
+      BENCH_CUDA(cudaGetLastError());
+    };
+    const double t_x = time_it(sh, rank, stream, e0, e1, [&] {
+      for (std::int64_t ch = 0; ch < nchunks; ++ch)
+        exchange(ch);
+    });
+    const double t_g = time_it(sh, rank, stream, e0, e1, [&] {
+      for (std::int64_t ch = 0; ch < nchunks; ++ch)
+        gather(ch);
+    });
+    const double t_b = time_it(sh, rank, stream, e0, e1, [&] {
+      for (std::int64_t ch = 0; ch < nchunks; ++ch)
+        exchange(ch), gather(ch);
+    });
+    const double t_bk = time_it(sh, rank, stream, e0, e1, [&] {
+      kernel(); // on `side`; the timed stream runs the transfers meanwhile
+      for (std::int64_t ch = 0; ch < nchunks; ++ch)
+        exchange(ch), gather(ch);
+    });
+    const double t_k = time_it(sh, rank, side, e0, e1, kernel);
+    BENCH_CUDA(cudaStreamSynchronize(side));
+    if (rank == 0) {
+      auto gbs = [&](double us, std::size_t b) { return double(b) / (us * 1e-6) / 1e9; };
+      std::printf(
+          "  %10zu %7lld %10.2f | %10.1f %7.1f | %10.1f %7.1f | %10.1f %7.1f | %12.1f %10.1f\n",
+          bytes, static_cast<long long>(nchunks),
+          double(agoq::message_bytes(s, p.chunk_size(span, 0))) / 1e6, t_x, gbs(t_x, sent), t_g,
+          gbs(t_g, sent), t_b, gbs(t_b, 2 * sent), t_bk, t_k);
+      std::fflush(stdout);
+    }
+  }
+  BENCH_CUDA(cudaStreamDestroy(side));
+}
+
 template <class T> void run_rank(shared_state& sh, int rank) {
   const options& o = sh.opt;
   const int w = sh.world;
@@ -332,8 +429,10 @@ template <class T> void run_rank(shared_state& sh, int rank) {
 
   const std::int64_t max_count = std::int64_t(o.max_bytes / sizeof(T));
   std::size_t ws_bytes = 0;
+  const std::vector<agoq::algorithm> sized =
+      o.transfers ? std::vector<agoq::algorithm>{agoq::algorithm::two_shot} : o.algos;
   for (std::size_t b = o.min_bytes; b <= o.max_bytes; b *= 4)
-    for (agoq::algorithm a : o.algos) {
+    for (agoq::algorithm a : sized) {
       agoq::allreduce_config c = base;
       c.algo = a;
       ws_bytes =
@@ -350,86 +449,93 @@ template <class T> void run_rank(shared_state& sh, int rank) {
   BENCH_CUDA(cudaMalloc(&acc, 2 * sizeof(double)));
   generate_kernel<T><<<blocks_for(max_count), kThreads, 0, stream>>>(x, max_count, rank);
   BENCH_CUDA(cudaGetLastError());
+  if (o.transfers) {
+    run_transfers<T>(sh, rank, base, static_cast<std::uint8_t*>(ws), x, static_cast<float*>(nout),
+                     stream, e0, e1);
+  } else {
 
-  if (rank == 0) {
-    std::printf("# %10s %11s %5s %16s %10s %8s %8s | %10s %6s | %10s %6s | %10s %6s | %9s %9s\n",
-                "size(B)", "count", "type", "algo", "time(us)", "algbw", "busbw", "nccl_bf16", "x",
-                "nccl_f32", "x", "nccl_fp8", "x", "agoq_err", "fp8_err");
-    std::printf("# %10s %11s %5s %16s %10s %8s %8s | %10s %6s | %10s %6s | %10s %6s | %9s %9s\n",
-                "", "", "", "", "", "(GB/s)", "(GB/s)", "(us)", "", "(us)", "", "(us)", "", "", "");
-  }
-  for (std::size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 4) {
-    const std::int64_t n = std::int64_t(bytes / sizeof(T));
-    // NCCL's own all-reduce at bf16, fp32 and fp8 e4m3 on the same values, same count.
-    double t_bf16 = 0, t_f32 = 0, t_fp8 = -1, e_fp8 = -1;
-    convert_kernel<T, __nv_bfloat16>
-        <<<blocks_for(n), kThreads, 0, stream>>>(x, static_cast<__nv_bfloat16*>(nin), n);
-    BENCH_CUDA(cudaGetLastError());
-    t_bf16 = time_it(sh, rank, stream, e0, e1, [&] {
-      BENCH_NCCL(ncclAllReduce(nin, nout, std::size_t(n), ncclBfloat16, ncclSum, comm, stream));
-    });
-    convert_kernel<T, float>
-        <<<blocks_for(n), kThreads, 0, stream>>>(x, static_cast<float*>(nin), n);
-    BENCH_CUDA(cudaGetLastError());
-    t_f32 = time_it(sh, rank, stream, e0, e1, [&] {
-      BENCH_NCCL(ncclAllReduce(nin, nout, std::size_t(n), ncclFloat32, ncclSum, comm, stream));
-    });
-#if defined(NCCL_VERSION_CODE) && NCCL_VERSION_CODE >= NCCL_VERSION(2, 24, 0)
-    convert_kernel<T, __nv_fp8_e4m3>
-        <<<blocks_for(n), kThreads, 0, stream>>>(x, static_cast<__nv_fp8_e4m3*>(nin), n);
-    BENCH_CUDA(cudaGetLastError());
-    t_fp8 = time_it(sh, rank, stream, e0, e1, [&] {
-      BENCH_NCCL(ncclAllReduce(nin, nout, std::size_t(n), ncclFloat8e4m3, ncclSum, comm, stream));
-    });
-    if (rank == 0)
-      e_fp8 = rel_error(static_cast<const __nv_fp8_e4m3*>(nout), n, w,
-                        std::is_same<T, float>::value, acc, stream);
-#endif
-    for (agoq::algorithm a : o.algos) {
-      agoq::allreduce_config c = base;
-      c.algo = a;
-      const std::size_t wsb = agoq::allreduce_workspace_size<T>(n, c, cref);
-      const double t = time_it(sh, rank, stream, e0, e1, [&] {
-        if (o.overlap) {
-          const agoq::status s = agoq::allreduce(x, y, n, c, ws, wsb, cref, stream);
-          if (s != agoq::status::success)
-            die(std::string("agoq::allreduce: ") + agoq::to_string(s) + ": " +
-                agoq::last_error_message());
-          return;
-        }
-        try { // the same schedule, every transfer on `stream` (this thread's device is rank's)
-          agoq::nccl_transport tr(cref, stream, /*overlap=*/false);
-          agoq::cuda_executor ex(stream);
-          agoq::allreduce(static_cast<const T*>(x), y, n, c, ws, wsb, tr, ex);
-        } catch (const std::exception& e) {
-          die(std::string("agoq::allreduce (overlap off): ") + e.what());
-        }
-      });
-      if (rank != 0) continue;
-      const double err = rel_error(y, n, w, std::is_same<T, float>::value, acc, stream);
-      const double algbw = double(bytes) / (t * 1e-6) / 1e9;
-      const double busbw = algbw * 2.0 * double(w - 1) / double(w);
-      const agoq::algorithm ra = agoq::resolve_algorithm(c, n, agoq::element_type_of<T>(), w);
-      std::string name = agoq::to_string(a);
-      if (a == agoq::algorithm::auto_select) name = std::string("auto:") + agoq::to_string(ra);
-      if (ra == agoq::algorithm::two_shot || ra == agoq::algorithm::one_shot) {
-        const agoq::partition p = agoq::make_partition(n, c, w); // chunks of its pipeline
-        name += "/" + std::to_string(p.chunks(ra == agoq::algorithm::two_shot ? p.max_shard() : n));
-      }
-      char fp8_t[32] = "n/a", fp8_x[32] = "", fp8_e[32] = "n/a";
-      if (t_fp8 >= 0) {
-        std::snprintf(fp8_t, sizeof(fp8_t), "%.1f", t_fp8);
-        std::snprintf(fp8_x, sizeof(fp8_x), "%.2f", t_fp8 / t);
-        std::snprintf(fp8_e, sizeof(fp8_e), "%.2e", e_fp8);
-      }
-      std::printf("  %10zu %11lld %5s %16s %10.1f %8.1f %8.1f | %10.1f %6.2f | %10.1f %6.2f | "
-                  "%10s %6s | %9.2e %9s\n",
-                  bytes, static_cast<long long>(n), std::is_same<T, float>::value ? "f32" : "bf16",
-                  name.c_str(), t, algbw, busbw, t_bf16, t_bf16 / t, t_f32, t_f32 / t, fp8_t, fp8_x,
-                  err, fp8_e);
-      std::fflush(stdout);
+    if (rank == 0) {
+      std::printf("# %10s %11s %5s %16s %10s %8s %8s | %10s %6s | %10s %6s | %10s %6s | %9s %9s\n",
+                  "size(B)", "count", "type", "algo", "time(us)", "algbw", "busbw", "nccl_bf16",
+                  "x", "nccl_f32", "x", "nccl_fp8", "x", "agoq_err", "fp8_err");
+      std::printf("# %10s %11s %5s %16s %10s %8s %8s | %10s %6s | %10s %6s | %10s %6s | %9s %9s\n",
+                  "", "", "", "", "", "(GB/s)", "(GB/s)", "(us)", "", "(us)", "", "(us)", "", "",
+                  "");
     }
-  }
+    for (std::size_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 4) {
+      const std::int64_t n = std::int64_t(bytes / sizeof(T));
+      // NCCL's own all-reduce at bf16, fp32 and fp8 e4m3 on the same values, same count.
+      double t_bf16 = 0, t_f32 = 0, t_fp8 = -1, e_fp8 = -1;
+      convert_kernel<T, __nv_bfloat16>
+          <<<blocks_for(n), kThreads, 0, stream>>>(x, static_cast<__nv_bfloat16*>(nin), n);
+      BENCH_CUDA(cudaGetLastError());
+      t_bf16 = time_it(sh, rank, stream, e0, e1, [&] {
+        BENCH_NCCL(ncclAllReduce(nin, nout, std::size_t(n), ncclBfloat16, ncclSum, comm, stream));
+      });
+      convert_kernel<T, float>
+          <<<blocks_for(n), kThreads, 0, stream>>>(x, static_cast<float*>(nin), n);
+      BENCH_CUDA(cudaGetLastError());
+      t_f32 = time_it(sh, rank, stream, e0, e1, [&] {
+        BENCH_NCCL(ncclAllReduce(nin, nout, std::size_t(n), ncclFloat32, ncclSum, comm, stream));
+      });
+#if defined(NCCL_VERSION_CODE) && NCCL_VERSION_CODE >= NCCL_VERSION(2, 24, 0)
+      convert_kernel<T, __nv_fp8_e4m3>
+          <<<blocks_for(n), kThreads, 0, stream>>>(x, static_cast<__nv_fp8_e4m3*>(nin), n);
+      BENCH_CUDA(cudaGetLastError());
+      t_fp8 = time_it(sh, rank, stream, e0, e1, [&] {
+        BENCH_NCCL(ncclAllReduce(nin, nout, std::size_t(n), ncclFloat8e4m3, ncclSum, comm, stream));
+      });
+      if (rank == 0)
+        e_fp8 = rel_error(static_cast<const __nv_fp8_e4m3*>(nout), n, w,
+                          std::is_same<T, float>::value, acc, stream);
+#endif
+      for (agoq::algorithm a : o.algos) {
+        agoq::allreduce_config c = base;
+        c.algo = a;
+        const std::size_t wsb = agoq::allreduce_workspace_size<T>(n, c, cref);
+        const double t = time_it(sh, rank, stream, e0, e1, [&] {
+          if (o.overlap) {
+            const agoq::status s = agoq::allreduce(x, y, n, c, ws, wsb, cref, stream);
+            if (s != agoq::status::success)
+              die(std::string("agoq::allreduce: ") + agoq::to_string(s) + ": " +
+                  agoq::last_error_message());
+            return;
+          }
+          try { // the same schedule, every transfer on `stream` (this thread's device is rank's)
+            agoq::nccl_transport tr(cref, stream, /*overlap=*/false);
+            agoq::cuda_executor ex(stream);
+            agoq::allreduce(static_cast<const T*>(x), y, n, c, ws, wsb, tr, ex);
+          } catch (const std::exception& e) {
+            die(std::string("agoq::allreduce (overlap off): ") + e.what());
+          }
+        });
+        if (rank != 0) continue;
+        const double err = rel_error(y, n, w, std::is_same<T, float>::value, acc, stream);
+        const double algbw = double(bytes) / (t * 1e-6) / 1e9;
+        const double busbw = algbw * 2.0 * double(w - 1) / double(w);
+        const agoq::algorithm ra = agoq::resolve_algorithm(c, n, agoq::element_type_of<T>(), w);
+        std::string name = agoq::to_string(a);
+        if (a == agoq::algorithm::auto_select) name = std::string("auto:") + agoq::to_string(ra);
+        if (ra == agoq::algorithm::two_shot || ra == agoq::algorithm::one_shot) {
+          const agoq::partition p = agoq::make_partition(n, c, w); // chunks of its pipeline
+          name +=
+              "/" + std::to_string(p.chunks(ra == agoq::algorithm::two_shot ? p.max_shard() : n));
+        }
+        char fp8_t[32] = "n/a", fp8_x[32] = "", fp8_e[32] = "n/a";
+        if (t_fp8 >= 0) {
+          std::snprintf(fp8_t, sizeof(fp8_t), "%.1f", t_fp8);
+          std::snprintf(fp8_x, sizeof(fp8_x), "%.2f", t_fp8 / t);
+          std::snprintf(fp8_e, sizeof(fp8_e), "%.2e", e_fp8);
+        }
+        std::printf("  %10zu %11lld %5s %16s %10.1f %8.1f %8.1f | %10.1f %6.2f | %10.1f %6.2f | "
+                    "%10s %6s | %9.2e %9s\n",
+                    bytes, static_cast<long long>(n),
+                    std::is_same<T, float>::value ? "f32" : "bf16", name.c_str(), t, algbw, busbw,
+                    t_bf16, t_bf16 / t, t_f32, t_f32 / t, fp8_t, fp8_x, err, fp8_e);
+        std::fflush(stdout);
+      }
+    }
+  } // not --transfers
   BENCH_CUDA(cudaStreamSynchronize(stream));
   cudaFree(x);
   cudaFree(y);
