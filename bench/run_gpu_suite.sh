@@ -2,11 +2,13 @@
 # The GPU lane, as run on an H200 machine through the device tool: build, GPU tests (a skip is a
 # failure), compute-sanitizer on a subset, the quantizer benchmark and the torch.compile baseline.
 # Logs go to $OUT (or ./gpu-logs).
-# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|grad|sanitize|profile|all]...
+# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|grad|sanitize|profile|multi|all]...
 #   tests: every ctest test (needs the full build); gtests: only the GPU test binary;
 #   bench: the quantizer benchmark; torch: the torch.compile baseline; grad: the gradient-buffer
 #   benchmark; sanitize: compute-sanitizer memcheck, racecheck and synccheck on a subset of the
-#   GPU tests; profile: Nsight Compute on the main quantizer kernels at 256 MiB.
+#   GPU tests; profile: Nsight Compute on the main quantizer kernels at 256 MiB; multi (for 2+
+#   GPUs): the all-reduce's NCCL transfers alone (--transfers), every algorithm next to NCCL from
+#   1 MiB to 1 GiB, fp32 gradients, the demo and every example (one process, then one per GPU).
 # AGOQ_BUILD_TARGETS (default: all) limits the build; AGOQ_BENCH_FILTER (a Google Benchmark regex)
 # and AGOQ_TORCH_MIB (sizes) narrow the benchmarks.
 set -uo pipefail
@@ -66,5 +68,26 @@ if want profile; then # one launch of each main kernel, 256 MiB of bf16, boost c
     echo "== ncu $b"
     grep -E "Duration|Compute \(SM\) Th|DRAM Th|Executed Ipc A|Issue Slots Busy|Achieved Occ|Warp Cycles Per Issued|Executed Instructions  |Stall" "$out/$n.txt" | head -40
   done
+fi
+if want multi; then # every GPU of the machine; the issue's targets are stated for 4
+  ar=build-gpu/bench/agoq_allreduce_bench
+  n=$(nvidia-smi -L | wc -l)
+  $ar --transfers --min-bytes 16M --max-bytes 1G --iters 8 > "$out/ar-transfers.txt" 2>&1 || rc=1
+  $ar --algo all --min-bytes 1M --max-bytes 1G --iters 10 > "$out/ar-all.txt" 2>&1 || rc=1
+  $ar --algo auto --type f32 --min-bytes 16M --max-bytes 1G > "$out/ar-f32.txt" 2>&1 || rc=1
+  cat "$out/ar-transfers.txt" "$out/ar-all.txt" "$out/ar-f32.txt"
+  for e in demo quantize_tensor plan allreduce training_step grad_buffer; do
+    build-gpu/examples/agoq-$e > "$out/example-$e.txt" 2>&1 || rc=1
+    echo "== agoq-$e"; tail -12 "$out/example-$e.txt"
+  done
+  rm -f /tmp/agoq.id
+  pids=()
+  for r in $(seq 0 $((n - 1))); do
+    build-gpu/examples/agoq-allreduce --multi-process --rank "$r" --world "$n" \
+      --id-file /tmp/agoq.id > "$out/example-allreduce-mp-$r.txt" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  echo "== agoq-allreduce --multi-process"; tail -6 "$out/example-allreduce-mp-0.txt"
 fi
 exit $rc
