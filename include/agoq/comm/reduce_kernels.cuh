@@ -15,12 +15,11 @@
 //! stochastic rounding drawing Philox(seed, i) for element i of each message.
 //!
 //! Grids: these kernels run next to NCCL kernels on another stream (the two-shot and one-shot
-//! pipelines). They
-//! use short-lived CTAs (each thread does at most `trips` chunks of 16 elements, the grid covers
-//! the work) rather than one resident wave of grid-stride CTAs, so that a high-priority NCCL
-//! kernel launched meanwhile gets SMs within microseconds instead of waiting for the whole codec
-//! kernel, and the codec kernel keeps whatever SMs NCCL leaves. Only symmetric formats (the wire
-//! is always symmetric) are instantiated.
+//! pipelines). They use short-lived CTAs (each thread does at most `trips` chunks of 16
+//! elements, the grid covers the work) rather than one resident wave of grid-stride CTAs, so that
+//! a high-priority NCCL kernel launched meanwhile gets SMs within microseconds instead of waiting
+//! for the whole codec kernel, and the codec kernel keeps whatever SMs NCCL leaves. Only symmetric
+//! formats (the wire is always symmetric) are instantiated.
 #pragma once
 
 #include "agoq/comm/transport.hpp"
@@ -50,8 +49,8 @@ struct comm_codec_tuning {
 
 //! Settings for compute capability `cc`. Four trips make a CTA ~16 Ki elements (~50 KB of HBM
 //! traffic for bf16 in, INT8 out: ~1.5 us on an H200 SM), short enough to let NCCL in and long
-//! enough that CTA launch costs little. Not measured yet on its own; the all-reduce benchmark is
-//! the judge.
+//! enough that CTA launch costs little. On an H200, 2, 8 and 16 trips measured equal or slower
+//! (bench/RESULTS.md).
 constexpr comm_codec_tuning comm_codec_tuning_for(int cc) {
   (void)cc;
   return comm_codec_tuning{256, 4};
@@ -383,13 +382,6 @@ template <class Fn> status comm_dispatch(format f, Fn&& fn) {
   return status::invalid_argument;
 }
 
-inline int comm_log2_lanes(int block) {
-  int l = 0;
-  while ((chunk_elems << l) < block)
-    ++l;
-  return l;
-}
-
 inline bool comm_aligned(const void* p, unsigned a) {
   return (reinterpret_cast<std::uintptr_t>(p) & (a - 1u)) == 0;
 }
@@ -438,7 +430,7 @@ inline comm_reduce_args comm_reduce_setup(const void* msgs, std::size_t stride, 
   a.w = w;
   a.n = n;
   a.scales_off = codes_bytes(s, n);
-  a.log2_lanes = comm_log2_lanes(s.block);
+  a.log2_lanes = log2_lanes_of(s.block);
   a.chunks = blocks_per_row(s, n) << a.log2_lanes;
   a.trips = t.trips;
   a.scale = s.scale;
@@ -509,7 +501,7 @@ status comm_quantize_many(const quantize_job<T>* jobs, int count, const quant_sp
                           const comm_codec_tuning& t, cudaStream_t stream) {
   const char* fn = "agoq::cuda_executor::quantize_many";
   if (const char* m = comm_check_spec(s)) return refuse(fn, m);
-  const int log2_lanes = comm_log2_lanes(s.block);
+  const int log2_lanes = log2_lanes_of(s.block);
   for (int j0 = 0; j0 < count; j0 += comm_max_jobs) {
     comm_quantize_jobs<T> a{};
     a.log2_lanes = log2_lanes;
@@ -552,7 +544,7 @@ status comm_dequantize_many(const dequantize_job<T>* jobs, int count, const quan
                             const comm_codec_tuning& t, cudaStream_t stream) {
   const char* fn = "agoq::cuda_executor::dequantize_many";
   if (const char* m = comm_check_spec(s)) return refuse(fn, m);
-  const int log2_lanes = comm_log2_lanes(s.block);
+  const int log2_lanes = log2_lanes_of(s.block);
   for (int j0 = 0; j0 < count; j0 += comm_max_jobs) {
     comm_dequantize_jobs<T> a{};
     a.log2_lanes = log2_lanes;

@@ -222,8 +222,9 @@ template <class T> struct allreduce_args {
   float* acc() const { return reinterpret_cast<float*>(ws + lay.total - lay.acc); }
 };
 
-//! The mark a pipelined schedule uses for the exchange (kind 0) or the all-gather (kind 1) of
-//! chunk c: four marks in turn, so a mark is recorded again only after its last wait was issued.
+//! The mark a pipelined schedule uses for the first (kind 0: two_shot's exchange, one_shot's
+//! all-gather) or second (kind 1: two_shot's all-gather) transfer of chunk c: four marks in turn,
+//! so a mark is recorded again only after its last wait was issued.
 constexpr int pipeline_mark(std::int64_t c, int kind) noexcept { return int((2 * c + kind) % 4); }
 
 //! Two-shot, pipelined over chunks (see the file comment): steps 1-3 for every chunk and, when

@@ -11,7 +11,7 @@
 //! - two_shot: 2 * W * S (the gather area, chunk-major, which first holds the pieces this rank
 //!   sends; the pieces of my shard, received or my own)  ~ 2 * count * b' bytes. No fp32
 //!   accumulator: the sum of a chunk is reduced and requantized in one fused executor operation;
-//! - one_shot: W * packed(count) (all-gathered inputs; reduced by a fused operation)
+//! - one_shot: W * packed(count) (all-gathered inputs, chunk-major; reduced by a fused operation)
 //!   ~ W * count * b' bytes;
 //! - ring: W * S (all-gather target) + 2 chunk messages + 4 * C  ~ count * b' bytes;
 //! - tree: 2 chunk messages + 4 * C (independent of W).

@@ -137,11 +137,16 @@ struct quantized_elem {
 };
 
 //! The Executor adapter described at the top of this file. `base` stands for element 0 of `buf`.
+//! What it stores into `buf` from fp32 is rounded with `store_rounding` (the collective's) and
+//! keyed by `store_seed`.
 template <class Inner, class Backend> class quantized_io_executor {
 public:
   quantized_io_executor(Inner& inner, Backend& backend, quantized_view buf,
-                        const quantized_elem* base, std::uint64_t store_seed) noexcept
-      : m_in(&inner), m_be(&backend), m_buf(buf), m_base(base), m_store_seed(store_seed) {}
+                        const quantized_elem* base, agoq::rounding store_rounding,
+                        std::uint64_t store_seed) noexcept
+      : m_in(&inner), m_be(&backend), m_buf(buf), m_base(base), m_store_seed(store_seed) {
+    m_buf.spec.rounding = store_rounding; // only output views (wslice) quantize with it
+  }
 
   // --- input side: element ranges of the buffer ---
   void quantize(const quantized_elem* x, std::int64_t n, void* msg, const quant_spec& s,
@@ -171,9 +176,7 @@ public:
   void reduce_store(const void* msgs, std::size_t stride, int w, std::int64_t n,
                     const quant_spec& s, float divisor, quantized_elem* y) {
     check_spec(s);
-    quantized_view out = wslice(y, n);
-    out.spec.rounding = s.rounding; // the collective's rounding, as for every requantization
-    m_in->reduce_quantize(msgs, stride, w, n, s, divisor, out, store_seed(y));
+    m_in->reduce_quantize(msgs, stride, w, n, s, divisor, wslice(y, n), store_seed(y));
   }
   // --- fp32 work: forwarded ---
   template <class T>
@@ -216,8 +219,7 @@ private:
     if (e0 < 0 || e0 % m_buf.spec.block != 0 || n < 0 || e0 + n > m_buf.cols)
       throw invalid_argument("agoq::quantized_io_executor: element range [" + std::to_string(e0) +
                              ", +" + std::to_string(n) +
-                             ") is not a block-aligned range of the "
-                             "buffer");
+                             ") is not a block-aligned range of the buffer");
     const std::int64_t b0 = e0 / m_buf.spec.block;
     quantized_view v = m_buf;
     v.codes = static_cast<std::uint8_t*>(m_buf.codes) + b0 * block_code_bytes(m_buf.spec);
@@ -282,7 +284,7 @@ inline void grad_collective(const char* fn, bool scatter, quantized_view buf,
                       ")");
   // Element 0 of the bucket, as the schedules' input and output pointer (never dereferenced).
   auto* base = reinterpret_cast<quantized_elem*>(buf.codes);
-  quantized_io_executor<Ex, Backend> ex(inner, be, buf, base, cfg.seed);
+  quantized_io_executor<Ex, Backend> ex(inner, be, buf, base, cfg.rounding, cfg.seed);
   const allreduce_args<quantized_elem> a{
       base, base, p, cfg.spec(), cfg, lay, static_cast<std::uint8_t*>(workspace), rank, world};
   if (scatter) {

@@ -37,6 +37,14 @@ inline constexpr int chunk_elems = 16;
 //! log2 of the most chunks (lanes) per block: blocks have at most 256 elements (format.hpp).
 inline constexpr int max_log2_lanes = 4;
 
+//! log2(block / chunk_elems): the chunks (lanes) of one block, for a valid block size.
+constexpr int log2_lanes_of(int block) noexcept {
+  int l = 0;
+  while ((chunk_elems << l) < block)
+    ++l;
+  return l;
+}
+
 //! Shape of a rows x cols tensor cut into blocks, as the kernels index it.
 struct block_grid {
   std::int64_t rows;

@@ -91,10 +91,9 @@ inline launch_layout layout_of(const const_quantized_view& v, std::int64_t ld) {
     rows = 1;
     ld = cols;
   }
-  int log2_lanes = 0;
-  while ((chunk_elems << log2_lanes) < v.spec.block)
-    ++log2_lanes;
-  return {block_grid{rows, cols, blocks_per_row(v.spec, cols), v.spec.block, log2_lanes}, ld};
+  return {block_grid{rows, cols, blocks_per_row(v.spec, cols), v.spec.block,
+                     log2_lanes_of(v.spec.block)},
+          ld};
 }
 
 //! One row from a 16-byte aligned start: its full chunks lie back to back (chunk c at element
