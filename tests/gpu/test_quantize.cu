@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -25,7 +26,9 @@ using agoq_test::device_buffer;
 constexpr std::uint8_t kPoison = 0xA5;
 constexpr size_t kGuard = 64; // bytes past the end of every output that must stay poisoned
 
-//! Test data: blocks cycle through normal, heavy-tailed, near-limit and special blocks.
+//! Test data: blocks cycle through normal, heavy-tailed, near-limit and special blocks: all zero,
+//! NaN or +-Inf among normal values (the block's scale becomes NaN), and signed zeros at the
+//! block minimum (the asymmetric zero point is -0 in whatever order the lanes reduce).
 std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsigned seed) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -34,15 +37,24 @@ std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsi
   for (std::int64_t r = 0; r < rows; ++r) {
     for (std::int64_t c = 0; c < ld; ++c) {
       const std::int64_t b = c / block + r * 7;
+      const std::int64_t i = c % block;
       float v = 0.0f;
-      switch (b % 7) {
+      switch (b % 9) {
       case 0: v = normal(gen); break;
       case 1: v = normal(gen) / (uni(gen) * uni(gen)); break; // heavy tail
       case 2: v = (c % block == 0) ? 448.0f * 3.0f : float(int(normal(gen) * 3.0f)) + 0.5f; break;
-      case 3: v = 0.0f; break;                                 // all-zero block
-      case 4: v = normal(gen) * 1e-5f; break;                  // realistic gradient magnitude
-      case 5: v = normal(gen) * 60000.0f; break;               // near fp16/e5m2 limits
-      case 6: v = normal(gen) + 3.0f; break;                   // skewed (asymmetric case)
+      case 3: v = 0.0f; break;                   // all-zero block
+      case 4: v = normal(gen) * 1e-5f; break;    // realistic gradient magnitude
+      case 5: v = normal(gen) * 60000.0f; break; // near fp16/e5m2 limits
+      case 6: v = normal(gen) + 3.0f; break;     // skewed (asymmetric case)
+      case 7: { // -Inf among normal values; in some blocks also a NaN, in others also +Inf
+        constexpr float inf = std::numeric_limits<float>::infinity();
+        v = i == 3 ? -inf : normal(gen);
+        if (i == 5 && (b / 9) % 2 == 0) v = std::numeric_limits<float>::quiet_NaN();
+        if (i == block - 2 && (b / 9) % 3 == 1) v = inf;
+        break;
+      }
+      case 8: v = i % 3 == 0 ? -0.0f : i % 3 == 1 ? 0.0f : std::fabs(normal(gen)); break;
       }
       x[size_t(r * ld + c)] = v;
     }
@@ -52,7 +64,8 @@ std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsi
 
 template <class T> std::vector<T> convert(const std::vector<float>& x) {
   std::vector<T> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = T(x[i]);
+  for (size_t i = 0; i < x.size(); ++i)
+    out[i] = T(x[i]);
   return out;
 }
 
@@ -68,7 +81,8 @@ std::vector<combo> all_combos() {
     v.push_back({f, true});
     v.push_back({f, false});
   }
-  for (format f : {format::fp8_e4m3, format::fp8_e5m2, format::fp4_e2m1}) v.push_back({f, true});
+  for (format f : {format::fp8_e4m3, format::fp8_e5m2, format::fp4_e2m1})
+    v.push_back({f, true});
   return v;
 }
 
@@ -98,13 +112,16 @@ void expect_guard(const std::vector<std::uint8_t>& bytes, size_t used, const cha
 }
 
 template <class T> bool is_nan(T v) {
-  if constexpr (std::is_same_v<T, float>) return std::isnan(v);
-  else return std::isnan(float(v));
+  if constexpr (std::is_same_v<T, float>)
+    return std::isnan(v);
+  else
+    return std::isnan(float(v));
 }
 
 //! Bitwise equal, except that any NaN equals any NaN: the GPU's arithmetic returns the canonical
 //! NaN 0x7fffffff where the host keeps an operand's payload; both decode a bad block to NaN.
-template <class T> ::testing::AssertionResult same_values(const std::vector<T>& g, const std::vector<T>& h) {
+template <class T>
+::testing::AssertionResult same_values(const std::vector<T>& g, const std::vector<T>& h) {
   for (size_t i = 0; i < g.size(); ++i) {
     if (std::memcmp(&g[i], &h[i], sizeof(T)) == 0 || (is_nan(g[i]) && is_nan(h[i]))) continue;
     return ::testing::AssertionFailure() << "first difference at element " << i << ": "
@@ -128,10 +145,10 @@ template <class T>
 void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
                 std::uint64_t seed, std::int64_t out_pad = 3, size_t codes_offset = 0,
                 size_t elem_offset = 0) {
-  SCOPED_TRACE(::testing::Message() << spec << " " << type_name<T>() << " rows=" << rows
-                                    << " cols=" << cols << " ld=" << ld << " out_pad=" << out_pad
-                                    << " codes_offset=" << codes_offset
-                                    << " elem_offset=" << elem_offset);
+  SCOPED_TRACE(::testing::Message()
+               << spec << " " << type_name<T>() << " rows=" << rows << " cols=" << cols
+               << " ld=" << ld << " out_pad=" << out_pad << " codes_offset=" << codes_offset
+               << " elem_offset=" << elem_offset);
   const std::vector<float> xf = make_data(rows, ld, spec.block, unsigned(cols * 31 + rows));
   const std::vector<T> x = convert<T>(xf);
   std::vector<T> x_buf(x.size() + elem_offset);
@@ -144,8 +161,8 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   qbuffers dev(spec, rows, cols, codes_offset);
   std::vector<std::uint8_t> h_codes(dev.code_bytes - dev.off), h_scales(dev.scale_bytes);
   std::vector<float> h_zeros(dev.zero_count);
-  agoq::quantized_view hv{h_codes.data(), h_scales.data(),
-                          spec.symmetric ? nullptr : h_zeros.data(), rows, cols, spec};
+  agoq::quantized_view hv{
+      h_codes.data(), h_scales.data(), spec.symmetric ? nullptr : h_zeros.data(), rows, cols, spec};
   agoq::ref::quantize(x.data(), ld, hv, seed);
 
   // quantize
@@ -181,7 +198,8 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
 
   // dequantize_accumulate with alpha into a prefilled fp32 accumulator.
   std::vector<float> acc0(size_t(rows * out_ld) + 16 + elem_offset);
-  for (size_t i = 0; i < acc0.size(); ++i) acc0[i] = float(int(i % 13)) * 0.25f;
+  for (size_t i = 0; i < acc0.size(); ++i)
+    acc0[i] = float(int(i % 13)) * 0.25f;
   device_buffer<float> d_acc(acc0.size());
   d_acc.upload(acc0);
   AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr + elem_offset, out_ld, 0.5f, cudaStream_t{}));
@@ -191,8 +209,8 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   ASSERT_TRUE(same_values(g_acc, acc0)) << "dequantize_accumulate";
 
   // accumulate_requantize: buf := quantize(dequantize(buf) + x), with another seed.
-  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x, ld, seed + 1,
-                                       cudaStream_t{}));
+  AGOQ_TRY(
+      agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x, ld, seed + 1, cudaStream_t{}));
   agoq::ref::accumulate_requantize(hv, x.data(), ld, seed + 1);
   const auto g2_codes = dev.codes.download(), g2_scales = dev.scales.download();
   ASSERT_EQ(0, std::memcmp(g2_codes.data() + dev.off, h_codes.data(), h_codes.size()))
@@ -229,7 +247,8 @@ std::vector<param> all_params() {
   std::vector<param> v;
   for (combo c : all_combos())
     for (int b : {32, 64, 128, 256})
-      for (int t = 0; t < 3; ++t) v.push_back({c, b, t});
+      for (int t = 0; t < 3; ++t)
+        v.push_back({c, b, t});
   return v;
 }
 
@@ -286,9 +305,9 @@ TEST(quantize_gpu, large_tensors_fp32_e8m0_and_contiguous_2d) {
   using agoq::format;
   check_case<float>(quant_spec{format::fp8_e4m3, 32, agoq::scale_kind::e8m0}, 1, (1 << 22) + 7,
                     (1 << 22) + 7, 5);
-  check_case<__half>(quant_spec{format::int4, 64, agoq::scale_kind::fp32,
-                                agoq::rounding::nearest_even, false},
-                     512, 4096, 4096, 6, 0);
+  check_case<__half>(
+      quant_spec{format::int4, 64, agoq::scale_kind::fp32, agoq::rounding::nearest_even, false},
+      512, 4096, 4096, 6, 0);
 }
 
 TEST(quantize_gpu, refuses_bad_arguments_before_launch) {

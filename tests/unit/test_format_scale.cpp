@@ -91,4 +91,18 @@ TEST(FormatScale, NanPropagatingMax) {
   EXPECT_EQ(agoq::detail::absmax_step(0.0f, -INFINITY), INFINITY);
 }
 
+// The asymmetric block minimum and maximum do not depend on the reduction order: -0 < +0.
+TEST(FormatScale, MinMaxOrderSignedZeros) {
+  using agoq::detail::nan_max;
+  using agoq::detail::nan_min;
+  EXPECT_TRUE(std::signbit(nan_min(0.0f, -0.0f)));
+  EXPECT_TRUE(std::signbit(nan_min(-0.0f, 0.0f)));
+  EXPECT_FALSE(std::signbit(nan_max(0.0f, -0.0f)));
+  EXPECT_FALSE(std::signbit(nan_max(-0.0f, 0.0f)));
+  EXPECT_EQ(nan_min(2.0f, -1.0f), -1.0f);
+  EXPECT_EQ(nan_max(2.0f, -1.0f), 2.0f);
+  EXPECT_TRUE(std::isnan(nan_min(NAN, -INFINITY)));
+  EXPECT_TRUE(std::isnan(nan_max(INFINITY, NAN)));
+}
+
 } // namespace

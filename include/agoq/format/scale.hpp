@@ -131,15 +131,19 @@ AGOQ_HOST_DEVICE float div_rn(float a, float b) noexcept {
 #endif
 }
 
-//! max(a, b) that propagates NaN: NaN if either is NaN (fmaxf would drop it).
+//! max(a, b) that propagates NaN (NaN if either is NaN; fmaxf would drop it) and orders -0
+//! below +0 (IEEE 754-2019 maximum), so that a block's maximum does not depend on the order in
+//! which its elements are reduced (the GPU reduces in a tree).
 AGOQ_HOST_DEVICE float nan_max(float a, float b) noexcept {
   if (is_nan(a) || is_nan(b)) return quiet_nan();
+  if (a == b) return (float_to_bits(a) >> 31) != 0 ? b : a;
   return a > b ? a : b;
 }
 
-//! min(a, b) that propagates NaN.
+//! min(a, b) that propagates NaN and orders -0 below +0 (IEEE 754-2019 minimum).
 AGOQ_HOST_DEVICE float nan_min(float a, float b) noexcept {
   if (is_nan(a) || is_nan(b)) return quiet_nan();
+  if (a == b) return (float_to_bits(a) >> 31) != 0 ? a : b;
   return a < b ? a : b;
 }
 

@@ -13,6 +13,9 @@
 //! into shared memory by the lanes and stored with coalesced 16-byte stores; codes and scales are
 //! loaded trips ahead into registers. Tails and strided rows go lane by lane, their reads staged
 //! trips ahead with cp.async.
+//! The common case (one contiguous bf16/fp16 row, 2-, 4- or 8-bit codes, nearest rounding) runs
+//! quant/flat.cuh's simpler kernels instead, which measured faster there; these kernels serve
+//! every other layout, fp32 elements, odd code widths and stochastic rounding.
 #pragma once
 
 #include "agoq/config.hpp"
@@ -289,11 +292,13 @@ struct chunk_stats {
 
 //! The block's NaN-propagating absmax from each lane's |x| maximum as fp32 bits: |x| as bits
 //! orders like the values, with Inf above every finite value and every NaN above Inf, so an
-//! integer max is the host reference's absmax (absmax_step).
+//! integer max is the host reference's absmax (absmax_step). MaxLog2: the most lanes per block
+//! (log2) of the calling kernel (5 for the 8-element lanes of quant/flat.cuh).
+template <int MaxLog2 = max_log2_lanes>
 AGOQ_DEVICE chunk_stats block_absmax(std::uint32_t m, int log2_lanes) {
   const int lanes_mask = (1 << log2_lanes) - 1;
 #pragma unroll
-  for (int k = 0; k < max_log2_lanes; ++k) // past the block's lanes the offset is 0: a no-op
+  for (int k = 0; k < MaxLog2; ++k) // past the block's lanes the offset is 0: a no-op
     m = max(m, __shfl_xor_sync(0xffffffffu, m, (1 << k) & lanes_mask));
   return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
 }
@@ -319,9 +324,17 @@ template <class T> AGOQ_DEVICE std::uint32_t lane_absmax_bits(const raw16<T>& r)
   }
 }
 
+//! fp32 bits as an int that orders like the values, -0 below +0, positive NaNs above +Inf and
+//! negative ones below -Inf (sign-magnitude to two's complement; its own inverse).
+AGOQ_DEVICE int order_key(float x) {
+  const int b = __float_as_int(x);
+  return b ^ ((b >> 31) & 0x7fffffff);
+}
+AGOQ_DEVICE float from_order_key(int k) { return __int_as_float(k ^ ((k >> 31) & 0x7fffffff)); }
+
 //! Block statistics of fp32 values. Symmetric: the elements past `valid` must be +-0 (they
 //! cannot raise the absmax, so they need no mask); asymmetric: they are ignored.
-template <bool Symmetric>
+template <bool Symmetric, int MaxLog2 = max_log2_lanes>
 AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, int log2_lanes) {
   if constexpr (Symmetric) {
     (void)valid;
@@ -329,22 +342,27 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, i
 #pragma unroll
     for (int i = 0; i < chunk_elems; i += 2)
       m = __vimax3_u32(m, float_to_bits(v[i]) & 0x7fffffffu, float_to_bits(v[i + 1]) & 0x7fffffffu);
-    return block_absmax(m, log2_lanes);
+    return block_absmax<MaxLog2>(m, log2_lanes);
   } else {
-    float lo = __int_as_float(0x7f800000), hi = -lo; // +inf, -inf: identities
+    // Integer min/max of order keys (one instruction each instead of nan_min/nan_max's compares).
+    // Any NaN or Inf element ends up at one end, which makes the block's parameters NaN exactly
+    // as the reference's NaN-propagating min/max do (asymmetric_params); finite ends are the
+    // reference's, -0 below +0.
+    int lo = 0x7fffffff, hi = int(0x80000000u); // identities
 #pragma unroll
     for (int i = 0; i < chunk_elems; ++i)
       if (i < valid) {
-        lo = nan_min(lo, v[i]);
-        hi = nan_max(hi, v[i]);
+        const int k = order_key(v[i]);
+        lo = min(lo, k);
+        hi = max(hi, k);
       }
     const int lanes_mask = (1 << log2_lanes) - 1;
 #pragma unroll
-    for (int k = 0; k < max_log2_lanes; ++k) { // offset 0 past the block's lanes: a no-op
-      lo = nan_min(lo, __shfl_xor_sync(0xffffffffu, lo, (1 << k) & lanes_mask));
-      hi = nan_max(hi, __shfl_xor_sync(0xffffffffu, hi, (1 << k) & lanes_mask));
+    for (int k = 0; k < MaxLog2; ++k) { // offset 0 past the block's lanes: a no-op
+      lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, (1 << k) & lanes_mask));
+      hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, (1 << k) & lanes_mask));
     }
-    return {lo, hi};
+    return {from_order_key(lo), from_order_key(hi)};
   }
 }
 
@@ -503,6 +521,19 @@ AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
         bits = (((word[i / 8] ^ flip) >> (4 * (i & 7))) & 0xfu) | round_magic_bits;
       const float q = sub_rn(bits_to_float(bits), bias);
       v[i] = C::symmetric ? mul_rn(q, bp.scale) : fma_f(q, bp.scale, bp.zero);
+    }
+    return;
+  }
+  if constexpr (C::format_v == format::fp4_e2m1) {
+    // C::decode without its branches: the magnitude bits eem of an E2M1 code placed at fp32 bits
+    // 24..22 are the value times 2^-126 (e = 0 lands in the subnormals, m * 2^-127), so one
+    // exact multiply by 2^126 decodes it; the sign goes to bit 31. Then one rounding by scale.
+    const std::uint32_t word[2] = {std::uint32_t(w.g0), std::uint32_t(w.g1)};
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i) {
+      const std::uint32_t c = word[i / 8] >> (4 * (i & 7));
+      const float f = bits_to_float(((c & 7u) << 22) | ((c & 8u) << 28));
+      v[i] = mul_rn(mul_rn(f, 0x1p126f), bp.scale);
     }
     return;
   }

@@ -27,6 +27,7 @@
 
 #include "agoq/error.hpp"
 #include "agoq/quant/dispatch.cuh"
+#include "agoq/quant/flat.cuh"
 #include "agoq/quant/kernels.cuh"
 #include "agoq/quant/tuning.cuh"
 #include "agoq/quant/view.hpp"
@@ -175,11 +176,18 @@ template <class T>
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
   const detail::quant_args a = detail::make_quant_args(x, ld, out, seed);
-  int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
-    return s;
   return detail::dispatch_format(out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
+    if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
+      if (detail::flat_layout(a)) {
+        detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T>
+            <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
+        return detail::launched();
+      }
+    }
+    int grid = 0, threads = 0;
+    if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
+      return s;
     detail::quantize_kernel<tag_t::value, tag_t::symmetric, T>
         <<<grid, threads, detail::stage_bytes(detail::elem_units<T>), stream>>>(x, a);
     return detail::launched();
@@ -205,10 +213,18 @@ template <class T>
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
   const detail::dequant_args a = detail::make_dequant_args(in, y, ld, 1.0f);
-  int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
+    if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
+      if (detail::flat_layout(a)) {
+        detail::flat_dequantize_kernel<tag_t::value, tag_t::symmetric, T>
+            <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(y, a);
+        return detail::launched();
+      }
+    }
+    int grid = 0, threads = 0;
+    if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
+      return s;
     detail::dequantize_kernel<tag_t::value, tag_t::symmetric, T>
         <<<grid, threads, detail::stage_bytes(detail::elem_units<T>), stream>>>(y, a);
     return detail::launched();
@@ -270,11 +286,18 @@ template <class T>
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
   const detail::quant_args a = detail::make_quant_args(x, ld, buf, seed);
-  int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
-    return s;
   return detail::dispatch_format(buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
+    if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
+      if (detail::flat_layout(a)) {
+        detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
+            <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
+        return detail::launched();
+      }
+    }
+    int grid = 0, threads = 0;
+    if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
+      return s;
     detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
         <<<grid, threads, detail::stage_bytes(detail::elem_units<T> + 2), stream>>>(x, a);
     return detail::launched();
