@@ -7,11 +7,14 @@
 //! in one warp, and a CTA does one tile of flat_groups_per_thread groups per thread, with all of
 //! its loads issued before any work: no grid-stride loop, no shared memory, many small CTAs.
 //! Measured on H200 against kernels.cuh's persistent, copy-engine-fed kernels on such tensors
-//! (1 GiB of bf16, side by side): dequantize 0.91 -> 0.97 of copy, quantize 0.93 -> 0.94,
-//! accumulate_requantize 0.91 -> 0.95; bit for bit the same results. Other layouts, fp32
-//! elements (8 of them are two 16-byte accesses per lane) and odd code widths run kernels.cuh's.
+//! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.02 of copy,
+//! dequantize 0.91 -> 0.97, accumulate_requantize 0.91 -> 1.03, stochastic rounding 0.38 ->
+//! 0.43; bit for bit the same results. Other layouts, fp32 elements (8 of them are two 16-byte
+//! accesses per lane) and odd code widths run kernels.cuh's.
 //! The per-element math is kernels.cuh's: a group is a 16-element chunk whose upper half is zero
-//! (inputs) or dropped (codes, outputs), which the compiler removes.
+//! (inputs) or dropped (codes, outputs), which the compiler removes. The rounding is a template
+//! parameter: with it a runtime value, the Philox code of stochastic rounding took registers
+//! from the nearest-even kernels (int8 quantize: 37 -> 45).
 #pragma once
 
 #include "agoq/quant/kernels.cuh"
@@ -25,30 +28,27 @@ namespace detail {
 
 inline constexpr int group_elems = 8;            //!< elements per lane
 inline constexpr int flat_threads = 128;         //!< threads per CTA (measured: 128 > 256)
-inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1 and 4 for (de)quantize
+inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 4 and 8 for each kernel
 inline constexpr int flat_max_log2_lanes = 5;    //!< block 256 = 32 lanes of 8 elements
-inline constexpr std::int64_t flat_tile = std::int64_t(flat_threads) * flat_groups_per_thread;
+//! Groups per CTA when each thread has `groups` of them.
+AGOQ_HOST_DEVICE constexpr std::int64_t flat_tile(int groups) {
+  return std::int64_t(flat_threads) * groups;
+}
 
 //! The element types and code widths that have flat kernels.
 template <class T, int Bits>
 inline constexpr bool has_flat_kernel_v = sizeof(T) == 2 && (Bits == 2 || Bits == 4 || Bits == 8);
 
-//! True when a block_grid and its element access describe a flat tensor: one row with vector
-//! (16-byte aligned) element access, whose grid fits in gridDim.x.
-inline bool flat_shape(const block_grid& g, bool vec) {
-  const std::int64_t groups = g.chunks() * 2;
-  return g.rows == 1 && vec && (groups + flat_tile - 1) / flat_tile <= INT_MAX;
+//! True when a kernel's arguments (quant_args or dequant_args) describe a flat tensor: one row
+//! with vector (16-byte aligned) element access, whose grid fits in gridDim.x.
+template <class Args> bool flat_layout(const Args& a) {
+  const std::int64_t groups = a.g.chunks() * 2;
+  return a.g.rows == 1 && a.vec && (groups + flat_threads - 1) / flat_threads <= INT_MAX;
 }
-//! Flat quantize and accumulate_requantize round to nearest-even; stochastic rounding (a Philox
-//! call per 4 elements, compute-bound either way) runs kernels.cuh's.
-inline bool flat_layout(const quant_args& a) {
-  return a.rnd == rounding::nearest_even && flat_shape(a.g, a.vec);
-}
-inline bool flat_layout(const dequant_args& a) { return flat_shape(a.g, a.vec); }
 
-//! Grid of a flat kernel over the groups of `g`.
-inline int flat_grid(const block_grid& g) {
-  return int((g.chunks() * 2 + flat_tile - 1) / flat_tile);
+//! Grid of a flat kernel over the groups of `g`, `groups` per thread.
+inline int flat_grid(const block_grid& g, int groups = flat_groups_per_thread) {
+  return int((g.chunks() * 2 + flat_tile(groups) - 1) / flat_tile(groups));
 }
 
 //! Elements of group g inside the row of `cols` elements (0..8).
@@ -72,9 +72,9 @@ struct flat_group {
 //! `work(group, in)`. Every lane runs work(), also for groups past the end, so that block
 //! shuffles see the whole warp (a block's lanes are past the end together: groups count whole
 //! blocks).
-template <class Load, class Work>
+template <int Groups, class Load, class Work>
 AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
-  const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile + threadIdx.x;
+  const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile(Groups) + threadIdx.x;
   const std::int64_t groups = grid.chunks() * 2;
   const auto run = [&](auto full_tile, auto fp32_scales) {
     constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
@@ -84,15 +84,15 @@ AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& loa
                         fp32 ? scale_kind::fp32 : kind};
     };
     using In = decltype(load(group(0)));
-    In in[flat_groups_per_thread];
+    In in[Groups];
 #pragma unroll
-    for (int i = 0; i < flat_groups_per_thread; ++i)
+    for (int i = 0; i < Groups; ++i)
       in[i] = load(group(i));
 #pragma unroll
-    for (int i = 0; i < flat_groups_per_thread; ++i)
+    for (int i = 0; i < Groups; ++i)
       work(group(i), in[i]);
   };
-  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile * group_elems <= grid.cols;
+  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile(Groups) * group_elems <= grid.cols;
   if (!full)
     run(std::false_type{}, std::false_type{});
   else if (kind == scale_kind::fp32)
@@ -175,23 +175,24 @@ AGOQ_DEVICE group_codes load_group_params(const Args& a, const flat_group& q) {
 //! group's codes and, from the block's first lane, its scale (and zero point). A full group is
 //! encoded as a full chunk (its dropped upper half may then hold any codes), so that it takes
 //! encode_chunk's fast paths.
-template <class C>
+template <class C, rounding R>
 AGOQ_DEVICE void encode_group(const quant_args& a, const flat_group& q,
                               const float (&v)[chunk_elems], chunk_stats st) {
   const block_params bp = params_from_stats<C>(st, q.kind);
-  const chunk_codes c = encode_chunk<C>(v, q.valid == group_elems ? chunk_elems : q.valid, bp,
-                                        rounding::nearest_even, 0, 0);
+  const chunk_codes c = encode_chunk<C>(v, q.valid == group_elems ? chunk_elems : q.valid, bp, R,
+                                        a.seed, q.g * group_elems);
   store_group_codes<C::bits>(a.codes, q.g, c.g0);
   const int log2_lanes = a.g.log2_lanes + 1;
   if ((q.g & ((std::int64_t(1) << log2_lanes) - 1)) == 0)
     store_params<C>(bp, q.kind, a.scales, a.zeros, q.g >> log2_lanes);
 }
 
-template <format F, bool Symmetric, class T>
+template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even,
+          int Groups = flat_groups_per_thread>
 __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  flat_groups(
+  flat_groups<Groups>(
       a.g, a.scale, [&](const flat_group& q) { return load_group(x, q.g, q.valid); },
       [&](const flat_group& q, const raw16<T>& raw) {
         float v[chunk_elems];
@@ -201,15 +202,15 @@ __global__ static void __launch_bounds__(flat_threads)
           st = block_absmax<flat_max_log2_lanes>(lane_absmax_bits(raw), a.g.log2_lanes + 1);
         else
           st = reduce_stats<false, flat_max_log2_lanes>(v, q.valid, a.g.log2_lanes + 1);
-        if (q.live) encode_group<C>(a, q, v, st);
+        if (q.live) encode_group<C, R>(a, q, v, st);
       });
 }
 
-template <format F, bool Symmetric, class T>
+template <format F, bool Symmetric, class T, int Groups = flat_groups_per_thread>
 __global__ static void __launch_bounds__(flat_threads)
     flat_dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
-  flat_groups(
+  flat_groups<Groups>(
       a.g, a.scale, [&](const flat_group& q) { return load_group_params<C>(a, q); },
       [&](const flat_group& q, const group_codes& in) {
         if (q.valid == 0) return;
@@ -227,11 +228,12 @@ template <class T> struct group_update {
 
 //! Every lane of a block has read its old scale before the block's first lane stores the new
 //! one: the new scale depends on the block's shuffles, which every lane enters after its loads.
-template <format F, bool Symmetric, class T>
+template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even,
+          int Groups = flat_groups_per_thread>
 __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  flat_groups(
+  flat_groups<Groups>(
       a.g, a.scale,
       [&](const flat_group& q) {
         return group_update<T>{load_group(x, q.g, q.valid), load_group_params<C>(a, q)};
@@ -249,7 +251,7 @@ __global__ static void __launch_bounds__(flat_threads)
         }
         const chunk_stats st =
             reduce_stats<Symmetric, flat_max_log2_lanes>(v, q.valid, a.g.log2_lanes + 1);
-        if (q.live) encode_group<C>(a, q, v, st);
+        if (q.live) encode_group<C, R>(a, q, v, st);
       });
 }
 

@@ -180,8 +180,12 @@ template <class T>
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a)) {
-        detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T>
-            <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
+        if (a.rnd == rounding::stochastic)
+          detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T, rounding::stochastic>
+              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
+        else
+          detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T>
+              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
         return detail::launched();
       }
     }
@@ -290,8 +294,13 @@ template <class T>
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a)) {
-        detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
-            <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
+        if (a.rnd == rounding::stochastic)
+          detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
+                                                    rounding::stochastic>
+              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
+        else
+          detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
+              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
         return detail::launched();
       }
     }
