@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file quant/flat.cuh
 //! The quantizer kernels of the common case: one contiguous row (a 1-D tensor, or a 2-D one of
-//! whole-block rows, see layout_of) of bf16/fp16 from a 16-byte aligned start, with 2-, 4- or
-//! 8-bit codes. A lane owns a "group" of 8 elements (one 16-byte access; its codes are the Bits
-//! bytes at byte Bits * g, the layout of format.hpp), the block/8 lanes of a block are neighbours
-//! in one warp, and a CTA does one tile of flat_groups_per_thread groups per thread, with all of
-//! its loads issued before any work: no grid-stride loop, no shared memory, many small CTAs.
+//! whole-block rows, see layout_of) from a 16-byte aligned start, with 2-, 4- or 8-bit codes. A
+//! lane owns a "group" of one 16-byte access of elements (8 of bf16/fp16, 4 of fp32; its codes
+//! are Bits * E / 8 bytes at byte g * Bits * E / 8, the layout of format.hpp), the lanes of a
+//! block are neighbours in one warp, and a CTA does one tile of flat_groups_per_thread groups
+//! per thread, with all of its loads issued before any work: no grid-stride loop, no shared
+//! memory, many small CTAs. Quantize and accumulate_requantize need a block's lanes in one warp
+//! (its statistics are shuffled), so they take 2-byte elements only (block/8 lanes);
+//! dequantize and dequantize_accumulate take fp32 too.
 //! Measured on H200 against kernels.cuh's persistent, copy-engine-fed kernels on such tensors
-//! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.02 of copy,
-//! dequantize 0.91 -> 0.97, accumulate_requantize 0.91 -> 1.03, stochastic rounding 0.38 ->
-//! 0.43; bit for bit the same results. Other layouts, fp32 elements (8 of them are two 16-byte
-//! accesses per lane) and odd code widths run kernels.cuh's.
-//! The per-element math is kernels.cuh's: a group is a 16-element chunk whose upper half is zero
+//! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.01 of copy,
+//! dequantize 0.91 -> 0.98, accumulate_requantize 0.91 -> 0.92-1.03, dequantize_accumulate 0.93
+//! -> 1.00, stochastic rounding 0.38 -> 0.43; bit for bit the same results. fp32 quantize, odd
+//! code widths and strided rows run kernels.cuh's.
+//! The per-element math is kernels.cuh's: a group is a 16-element chunk whose rest is zero
 //! (inputs) or dropped (codes, outputs), which the compiler removes. The rounding is a template
 //! parameter: with it a runtime value, the Philox code of stochastic rounding took registers
 //! from the nearest-even kernels (int8 quantize: 37 -> 45).
@@ -26,7 +29,9 @@
 namespace agoq {
 namespace detail {
 
-inline constexpr int group_elems = 8;            //!< elements per lane
+inline constexpr int group_elems = 8; //!< elements per lane of 2-byte elements
+//! Elements per lane for element type T: one 16-byte access (8 of bf16/fp16, 4 of fp32).
+template <class T> inline constexpr int lane_elems = int(16 / sizeof(T));
 inline constexpr int flat_threads = 128;         //!< threads per CTA (measured: 128 > 256)
 inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 4 and 8 for each kernel
 inline constexpr int flat_max_log2_lanes = 5;    //!< block 256 = 32 lanes of 8 elements
@@ -35,26 +40,32 @@ AGOQ_HOST_DEVICE constexpr std::int64_t flat_tile(int groups) {
   return std::int64_t(flat_threads) * groups;
 }
 
-//! The element types and code widths that have flat kernels.
+//! The code widths that have flat kernels: a lane's codes are whole, aligned bytes.
+template <int Bits> inline constexpr bool flat_bits_v = Bits == 2 || Bits == 4 || Bits == 8;
+//! The element types and code widths of the flat quantize-type kernels: a block's lanes must
+//! fit in a warp, so 8 elements per lane (2-byte elements). The dequantize-type kernels, which
+//! need no block statistics, also take fp32 (4 per lane).
 template <class T, int Bits>
-inline constexpr bool has_flat_kernel_v = sizeof(T) == 2 && (Bits == 2 || Bits == 4 || Bits == 8);
+inline constexpr bool has_flat_kernel_v = sizeof(T) == 2 && flat_bits_v<Bits>;
 
 //! True when a kernel's arguments (quant_args or dequant_args) describe a flat tensor: one row
 //! with vector (16-byte aligned) element access, whose grid fits in gridDim.x.
 template <class Args> bool flat_layout(const Args& a) {
-  const std::int64_t groups = a.g.chunks() * 2;
+  const std::int64_t groups = a.g.chunks() * 4; // at most: 4 elements per lane
   return a.g.rows == 1 && a.vec && (groups + flat_threads - 1) / flat_threads <= INT_MAX;
 }
 
-//! Grid of a flat kernel over the groups of `g`, `groups` per thread.
-inline int flat_grid(const block_grid& g, int groups = flat_groups_per_thread) {
-  return int((g.chunks() * 2 + flat_tile(groups) - 1) / flat_tile(groups));
+//! Grid of a flat kernel over the groups of `g`: `groups` per thread, `elems` per group.
+inline int flat_grid(const block_grid& g, int groups = flat_groups_per_thread,
+                     int elems = group_elems) {
+  const std::int64_t n = g.chunks() * (chunk_elems / elems);
+  return int((n + flat_tile(groups) - 1) / flat_tile(groups));
 }
 
-//! Elements of group g inside the row of `cols` elements (0..8).
-AGOQ_DEVICE int group_valid(std::int64_t g, std::int64_t cols) {
-  const std::int64_t left = cols - g * group_elems;
-  return left <= 0 ? 0 : left >= group_elems ? group_elems : int(left);
+//! Elements of group g (of E elements) inside the row of `cols` elements (0..E).
+template <int E = group_elems> AGOQ_DEVICE int group_valid(std::int64_t g, std::int64_t cols) {
+  const std::int64_t left = cols - g * E;
+  return left <= 0 ? 0 : left >= E ? E : int(left);
 }
 
 //! One group as a flat kernel's load and work see it. In a CTA whose whole tile is inside the
@@ -62,8 +73,8 @@ AGOQ_DEVICE int group_valid(std::int64_t g, std::int64_t cols) {
 //! scales are fp32 (the default): flat_groups calls load and work with them as literals, which
 //! leaves the tail masks and the other scale kinds out of the hot code.
 struct flat_group {
-  std::int64_t g; //!< group index (its elements start at 8 g)
-  int valid;      //!< elements inside the row (0..8)
+  std::int64_t g; //!< group index (its elements start at E g, E elements per lane)
+  int valid;      //!< elements inside the row (0..E)
   bool live;      //!< g < groups: its block exists (else the lane only joins the shuffles)
   scale_kind kind;
 };
@@ -72,15 +83,15 @@ struct flat_group {
 //! `work(group, in)`. Every lane runs work(), also for groups past the end, so that block
 //! shuffles see the whole warp (a block's lanes are past the end together: groups count whole
 //! blocks).
-template <int Groups, class Load, class Work>
+template <int Groups, int E = group_elems, class Load, class Work>
 AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
   const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile(Groups) + threadIdx.x;
-  const std::int64_t groups = grid.chunks() * 2;
+  const std::int64_t groups = grid.chunks() * (chunk_elems / E);
   const auto run = [&](auto full_tile, auto fp32_scales) {
     constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
     const auto group = [&](int i) {
       const std::int64_t g = first + i * flat_threads;
-      return flat_group{g, full ? group_elems : group_valid(g, grid.cols), full || g < groups,
+      return flat_group{g, full ? E : group_valid<E>(g, grid.cols), full || g < groups,
                         fp32 ? scale_kind::fp32 : kind};
     };
     using In = decltype(load(group(0)));
@@ -92,7 +103,7 @@ AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& loa
     for (int i = 0; i < Groups; ++i)
       work(group(i), in[i]);
   };
-  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile(Groups) * group_elems <= grid.cols;
+  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile(Groups) * E <= grid.cols;
   if (!full)
     run(std::false_type{}, std::false_type{});
   else if (kind == scale_kind::fp32)
@@ -101,26 +112,33 @@ AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& loa
     run(std::true_type{}, std::false_type{});
 }
 
-//! Group g's elements as the lower half of a chunk (zeros past `valid` and in the upper half).
+//! Group g's lane_elems<T> elements (16 bytes) as the start of a chunk (zeros past `valid` and
+//! in the rest).
 template <class T> AGOQ_DEVICE raw16<T> load_group(const T* row, std::int64_t g, int valid) {
-  const T* p = row + g * group_elems;
-  raw16<T> r{}; // the upper half stays a known zero: no registers held for it
-  if (valid == group_elems) {
+  constexpr int E = lane_elems<T>;
+  const T* p = row + g * E;
+  raw16<T> r{}; // the rest stays a known zero: no registers held for it
+  if (valid == E) {
     const uint4 q = *reinterpret_cast<const uint4*>(p);
     r.w[0] = q.x, r.w[1] = q.y, r.w[2] = q.z, r.w[3] = q.w;
     return r;
   }
 #pragma unroll
-  for (int i = 0; i < group_elems; ++i)
-    if (i < valid) r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
+  for (int i = 0; i < E; ++i)
+    if (i < valid) {
+      if constexpr (sizeof(T) == 2)
+        r.w[i / 2] |= element_bits(p + i) << (16 * (i & 1));
+      else
+        r.w[i] = element_bits(p + i);
+    }
   return r;
 }
 
-//! Stores the first `valid` of v[0..8) as T into group g.
+//! Stores the first `valid` of v[0..lane_elems<T>) as T into group g.
 template <class T>
 AGOQ_DEVICE void store_group(T* row, std::int64_t g, int valid, const float (&v)[chunk_elems]) {
-  T* p = row + g * group_elems;
-  if (valid == group_elems) {
+  T* p = row + g * lane_elems<T>;
+  if (valid == lane_elems<T>) {
     const raw16<T> r = pack_raw16<T>(v);
     *reinterpret_cast<uint4*>(p) = make_uint4(r.w[0], r.w[1], r.w[2], r.w[3]);
     return;
@@ -128,15 +146,19 @@ AGOQ_DEVICE void store_group(T* row, std::int64_t g, int valid, const float (&v)
   store16(p, valid, false, v);
 }
 
-//! Group g's Bits bytes of codes (aligned to Bits bytes: check_view's code alignment).
-template <int Bits>
+//! The Bits * E / 8 bytes of codes of group g of E elements (aligned to their size:
+//! check_view's code alignment).
+template <int Bits, int E = group_elems>
 AGOQ_DEVICE std::uint64_t load_group_codes(const std::uint8_t* codes, std::int64_t g) {
-  const std::uint8_t* p = codes + g * Bits;
-  if constexpr (Bits == 8) {
+  constexpr int bytes = Bits * E / 8;
+  const std::uint8_t* p = codes + g * bytes;
+  if constexpr (bytes == 8) {
     const uint2 r = *reinterpret_cast<const uint2*>(p);
     return std::uint64_t(r.x) | std::uint64_t(r.y) << 32;
-  } else if constexpr (Bits == 4) {
+  } else if constexpr (bytes == 4) {
     return *reinterpret_cast<const std::uint32_t*>(p);
+  } else if constexpr (bytes == 1) {
+    return *p;
   } else {
     return *reinterpret_cast<const std::uint16_t*>(p);
   }
@@ -160,12 +182,13 @@ struct group_codes {
   float zero = 0.0f;
 };
 
-template <class C, class Args>
+//! Group q's codes (of E elements) and its block's scale (and zero point).
+template <class C, int E = group_elems, class Args>
 AGOQ_DEVICE group_codes load_group_params(const Args& a, const flat_group& q) {
   group_codes r;
   if (!q.live) return r;
-  const std::int64_t blk = q.g >> (a.g.log2_lanes + 1);
-  r.w = load_group_codes<C::bits>(a.codes, q.g);
+  const std::int64_t blk = q.g >> (a.g.log2_lanes + (E == 8 ? 1 : 2)); // lanes: block / E
+  r.w = load_group_codes<C::bits, E>(a.codes, q.g);
   r.scale = load_scale(a.scales, blk, q.kind);
   if constexpr (!C::symmetric) r.zero = a.zeros[blk];
   return r;
@@ -210,13 +233,44 @@ template <format F, bool Symmetric, class T, int Groups = flat_groups_per_thread
 __global__ static void __launch_bounds__(flat_threads)
     flat_dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
-  flat_groups<Groups>(
-      a.g, a.scale, [&](const flat_group& q) { return load_group_params<C>(a, q); },
+  constexpr int E = lane_elems<T>;
+  flat_groups<Groups, E>(
+      a.g, a.scale, [&](const flat_group& q) { return load_group_params<C, E>(a, q); },
       [&](const flat_group& q, const group_codes& in) {
         if (q.valid == 0) return;
         float v[chunk_elems];
         decode_chunk<C>(chunk_codes{in.w, 0}, params_from_stored(in.scale, in.zero), v);
         store_group(y, q.g, q.valid, v);
+      });
+}
+
+//! The inputs of a flat dequantize_accumulate group: 4 fp32 accumulator values and their codes.
+struct group_accumulate {
+  raw16<float> acc;
+  group_codes codes;
+};
+
+template <format F, bool Symmetric, int Groups = flat_groups_per_thread>
+__global__ static void __launch_bounds__(flat_threads)
+    flat_dequantize_accumulate_kernel(float* __restrict__ acc, dequant_args a) {
+  using C = codec<F, Symmetric>;
+  constexpr int E = lane_elems<float>;
+  flat_groups<Groups, E>(
+      a.g, a.scale,
+      [&](const flat_group& q) {
+        return group_accumulate{load_group(static_cast<const float*>(acc), q.g, q.valid),
+                                load_group_params<C, E>(a, q)};
+      },
+      [&](const flat_group& q, const group_accumulate& in) {
+        if (q.valid == 0) return;
+        float d[chunk_elems], v[chunk_elems];
+        decode_chunk<C>(chunk_codes{in.codes.w, 0},
+                        params_from_stored(in.codes.scale, in.codes.zero), d);
+        to_floats(in.acc, v);
+#pragma unroll
+        for (int i = 0; i < E; ++i)
+          v[i] = fma_f(d[i], a.alpha, v[i]);
+        store_group(acc, q.g, q.valid, v);
       });
 }
 

@@ -13,9 +13,9 @@
 //! into shared memory by the lanes and stored with coalesced 16-byte stores; codes and scales are
 //! loaded trips ahead into registers. Tails and strided rows go lane by lane, their reads staged
 //! trips ahead with cp.async.
-//! The common case (one contiguous bf16/fp16 row, 2-, 4- or 8-bit codes) runs quant/flat.cuh's
-//! simpler kernels instead, which measured faster there; these kernels serve every other
-//! layout, fp32 elements and odd code widths.
+//! The common case (one contiguous row with 2-, 4- or 8-bit codes: bf16/fp16 for every kernel,
+//! fp32 for the dequantize-type ones) runs quant/flat.cuh's simpler kernels instead, which
+//! measured faster there; these kernels serve strided rows, odd code widths and fp32 quantize.
 #pragma once
 
 #include "agoq/config.hpp"

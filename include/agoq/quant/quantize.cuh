@@ -219,10 +219,11 @@ template <class T>
   const detail::dequant_args a = detail::make_dequant_args(in, y, ld, 1.0f);
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
-    if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
+    if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
       if (detail::flat_layout(a)) {
         detail::flat_dequantize_kernel<tag_t::value, tag_t::symmetric, T>
-            <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(y, a);
+            <<<detail::flat_grid(a.g, detail::flat_groups_per_thread, detail::lane_elems<T>),
+               detail::flat_threads, 0, stream>>>(y, a);
         return detail::launched();
       }
     }
@@ -256,10 +257,19 @@ template <class Acc = float>
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
   const detail::dequant_args a = detail::make_dequant_args(in, acc, ld, alpha);
-  int grid = 0, threads = 0;
-  if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success) return s;
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
+    if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
+      if (detail::flat_layout(a)) {
+        detail::flat_dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
+            <<<detail::flat_grid(a.g, detail::flat_groups_per_thread, detail::lane_elems<float>),
+               detail::flat_threads, 0, stream>>>(acc, a);
+        return detail::launched();
+      }
+    }
+    int grid = 0, threads = 0;
+    if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
+      return s;
     detail::dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
         <<<grid, threads, detail::stage_bytes(detail::elem_units<float> + 2), stream>>>(acc, a);
     return detail::launched();
