@@ -294,12 +294,12 @@ INSTANTIATE_TEST_SUITE_P(all, quantize_vs_reference, ::testing::ValuesIn(all_par
 
 TEST(quantize_gpu, large_tensor_int8_bf16_vector_path) {
   AGOQ_REQUIRE_DEVICE();
-  // 2^24 + 5 elements: many grid-stride iterations and a tail.
+  // 2^24 + 5 elements: many CTAs of the flat kernels and a tail.
   check_case<__nv_bfloat16>(quant_spec{format::int8, 128}, 1, (1 << 24) + 5, (1 << 24) + 5, 3);
 }
 
-// Several grid-stride trips per thread on the other staging shapes: fp32 input (four 16-byte
-// pieces per chunk), E8M0 byte scales, and a contiguous 2-D tensor that runs as one row.
+// Several grid-stride trips per thread of the generic kernels (fp32 input, four 16-byte pieces
+// per chunk, with E8M0 byte scales) and a contiguous 2-D tensor that runs as one row.
 TEST(quantize_gpu, large_tensors_fp32_e8m0_and_contiguous_2d) {
   AGOQ_REQUIRE_DEVICE();
   using agoq::format;
@@ -308,6 +308,58 @@ TEST(quantize_gpu, large_tensors_fp32_e8m0_and_contiguous_2d) {
   check_case<__half>(
       quant_spec{format::int4, 64, agoq::scale_kind::fp32, agoq::rounding::nearest_even, false},
       512, 4096, 4096, 6, 0);
+}
+
+//! A deterministic spread of bf16 values (no host copy of the whole tensor is needed).
+__global__ void fill_spread(__nv_bfloat16* x, std::int64_t n) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::uint32_t h = std::uint32_t(i) * 2654435761u ^ std::uint32_t(i >> 32);
+    x[i] =
+        __float2bfloat16((float(h >> 8) * (1.0f / 16777216.0f) - 0.5f) * float(1 + (i >> 20 & 7)));
+  }
+}
+
+// 64-bit indexing: a 1-D tensor of 2^31 + 1000 bf16 elements (4 GiB). The blocks past element
+// 2^31 (codes, scales and their dequantized values) against the host reference of those blocks,
+// and nothing written past the end of the codes or the output.
+TEST(quantize_gpu, tensor_past_2_to_31_elements) {
+  AGOQ_REQUIRE_DEVICE();
+  const quant_spec spec{format::int8, 128};
+  const std::int64_t n = (std::int64_t(1) << 31) + 1000;
+  const std::int64_t start = ((std::int64_t(1) << 31) - 4096) / 128 * 128, tail = n - start;
+  device_buffer<__nv_bfloat16> x(static_cast<size_t>(n)), y(static_cast<size_t>(n) + 64);
+  device_buffer<std::uint8_t> codes(agoq::codes_bytes(spec, n) + kGuard);
+  device_buffer<std::uint8_t> scales(agoq::scales_bytes(spec, n));
+  fill_spread<<<1024, 256>>>(x.ptr, n);
+  codes.fill_bytes(kPoison);
+  y.fill_bytes(kPoison);
+  const agoq::quantized_view q{codes.ptr, scales.ptr, nullptr, 1, n, spec};
+  AGOQ_TRY(agoq::quantize(x.ptr, q, 0, cudaStream_t{}));
+  AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), y.ptr, cudaStream_t{}));
+  AGOQ_CUDA_TRY(cudaDeviceSynchronize());
+
+  std::vector<__nv_bfloat16> hx(static_cast<size_t>(tail)), hy(static_cast<size_t>(tail) + 64);
+  const size_t cb = agoq::codes_bytes(spec, tail), sb = agoq::scales_bytes(spec, tail);
+  std::vector<std::uint8_t> g_codes(cb + kGuard), g_scales(sb), h_codes(cb), h_scales(sb);
+  AGOQ_CUDA_TRY(cudaMemcpy(hx.data(), x.ptr + start, size_t(tail) * 2, cudaMemcpyDeviceToHost));
+  AGOQ_CUDA_TRY(cudaMemcpy(hy.data(), y.ptr + start, hy.size() * 2, cudaMemcpyDeviceToHost));
+  AGOQ_CUDA_TRY(
+      cudaMemcpy(g_codes.data(), codes.ptr + start, g_codes.size(), cudaMemcpyDeviceToHost));
+  AGOQ_CUDA_TRY(
+      cudaMemcpy(g_scales.data(), scales.ptr + start / 128 * 4, sb, cudaMemcpyDeviceToHost));
+  const agoq::quantized_view h{h_codes.data(), h_scales.data(), nullptr, 1, tail, spec};
+  agoq::ref::quantize(hx.data(), h, 0);
+  std::vector<__nv_bfloat16> want_y(static_cast<size_t>(tail));
+  agoq::ref::dequantize(agoq::const_quantized_view(h), want_y.data());
+  ASSERT_EQ(0, std::memcmp(g_codes.data(), h_codes.data(), cb)) << "codes differ";
+  ASSERT_EQ(0, std::memcmp(g_scales.data(), h_scales.data(), sb)) << "scales differ";
+  for (size_t i = cb; i < g_codes.size(); ++i)
+    ASSERT_EQ(g_codes[i], kPoison) << "codes written past the end";
+  ASSERT_EQ(0, std::memcmp(hy.data(), want_y.data(), size_t(tail) * 2)) << "values differ";
+  const auto* past = reinterpret_cast<const std::uint8_t*>(hy.data() + tail);
+  for (size_t i = 0; i < 64 * 2; ++i)
+    ASSERT_EQ(past[i], kPoison) << "dequantize wrote past the end";
 }
 
 TEST(quantize_gpu, refuses_bad_arguments_before_launch) {

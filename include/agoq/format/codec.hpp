@@ -9,7 +9,8 @@
 //! - Symmetric: amax = NaN-propagating max of |x| (detail::absmax_step). params =
 //!   {scale = block_scale(amax, qmax, spec.scale), inv = inverse_scale(scale), zero = 0}, with
 //!   qmax = 2^(N-1)-1 for int N, 448 (E4M3), 57344 (E5M2), 6 (E2M1).
-//! - Asymmetric int N: mn/mx = NaN-propagating min/max; params = {scale = (mx - mn) / (2^N - 1),
+//! - Asymmetric int N: mn/mx = NaN-propagating min/max, -0 below +0; params = {scale = (mx - mn) /
+//! (2^N - 1),
 //!   inv = inverse_scale(scale), zero = mn}. (A range that overflows fp32 gives scale +Inf, which
 //!   decodes to NaN: an overflow signal.)
 //! - A block holding NaN or +-Inf gets scale = quiet NaN (asymmetric: zero NaN too; stored E8M0:
@@ -187,10 +188,9 @@ template <format F> struct codec<F, true, false> {
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, const block_params& p) noexcept {
 #if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
     if constexpr (F != format::fp4_e2m1) // cvt.rn.f16x2.e4m3x2/e5m2x2: exact, as impl::decode
-      return detail::mul_rn(
-          __half2float(__half(__nv_cvt_fp8_to_halfraw(
-              c, F == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2))),
-          p.scale);
+      return detail::mul_rn(__half2float(__half(__nv_cvt_fp8_to_halfraw(
+                                c, F == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2))),
+                            p.scale);
 #endif
     return detail::mul_rn(impl::decode(c), p.scale);
   }

@@ -12,8 +12,9 @@
 //! Measured on H200 against kernels.cuh's persistent, copy-engine-fed kernels on such tensors
 //! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.01 of copy,
 //! dequantize 0.91 -> 0.98, accumulate_requantize 0.91 -> 0.92-1.03, dequantize_accumulate 0.93
-//! -> 1.00, stochastic rounding 0.38 -> 0.43; bit for bit the same results. fp32 quantize, odd
-//! code widths and strided rows run kernels.cuh's.
+//! -> 1.00, stochastic rounding 0.38 -> 0.43; bit for bit the same results. The rest (strided
+//! rows, 2-D tensors whose rows are not whole blocks, unaligned starts, odd code widths, fp32
+//! quantize) runs kernels.cuh's.
 //! The per-element math is kernels.cuh's: a group is a 16-element chunk whose rest is zero
 //! (inputs) or dropped (codes, outputs), which the compiler removes. The rounding is a template
 //! parameter: with it a runtime value, the Philox code of stochastic rounding took registers
@@ -34,7 +35,7 @@ inline constexpr int group_elems = 8; //!< elements per lane of 2-byte elements
 template <class T> inline constexpr int lane_elems = int(16 / sizeof(T));
 inline constexpr int flat_threads = 128;         //!< threads per CTA (measured: 128 > 256)
 inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 4 and 8 for each kernel
-inline constexpr int flat_max_log2_lanes = 5;    //!< block 256 = 32 lanes of 8 elements
+inline constexpr int flat_max_log2_lanes = 5; //!< block 256 = 32 lanes of 8 (the shuffling kernels)
 //! Groups per CTA when each thread has `groups` of them.
 AGOQ_HOST_DEVICE constexpr std::int64_t flat_tile(int groups) {
   return std::int64_t(flat_threads) * groups;
@@ -215,6 +216,7 @@ template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even
 __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
+  static_assert(sizeof(T) == 2, "a block's 8-element lanes must fit in a warp");
   flat_groups<Groups>(
       a.g, a.scale, [&](const flat_group& q) { return load_group(x, q.g, q.valid); },
       [&](const flat_group& q, const raw16<T>& raw) {
@@ -281,12 +283,14 @@ template <class T> struct group_update {
 };
 
 //! Every lane of a block has read its old scale before the block's first lane stores the new
-//! one: the new scale depends on the block's shuffles, which every lane enters after its loads.
+//! one: the new scale depends on the block's shuffles, which every lane enters after its loads
+//! (a lane with no elements loads nothing the shuffles need, and stores nothing).
 template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even,
           int Groups = flat_groups_per_thread>
 __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
+  static_assert(sizeof(T) == 2, "a block's 8-element lanes must fit in a warp");
   flat_groups<Groups>(
       a.g, a.scale,
       [&](const flat_group& q) {

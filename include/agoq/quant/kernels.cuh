@@ -13,9 +13,10 @@
 //! into shared memory by the lanes and stored with coalesced 16-byte stores; codes and scales are
 //! loaded trips ahead into registers. Tails and strided rows go lane by lane, their reads staged
 //! trips ahead with cp.async.
-//! The common case (one contiguous row with 2-, 4- or 8-bit codes: bf16/fp16 for every kernel,
-//! fp32 for the dequantize-type ones) runs quant/flat.cuh's simpler kernels instead, which
-//! measured faster there; these kernels serve strided rows, odd code widths and fp32 quantize.
+//! The common case (one contiguous row from a 16-byte aligned start with 2-, 4- or 8-bit codes:
+//! bf16/fp16 for every kernel, fp32 for the dequantize-type ones) runs quant/flat.cuh's simpler
+//! kernels instead, which measured faster there; these kernels serve the rest: strided rows, 2-D
+//! tensors whose rows are not whole blocks, unaligned starts, odd code widths, fp32 quantize.
 #pragma once
 
 #include "agoq/config.hpp"
@@ -525,15 +526,24 @@ AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
     return;
   }
   if constexpr (C::format_v == format::fp4_e2m1) {
-    // C::decode without its branches: the magnitude bits eem of an E2M1 code placed at fp32 bits
-    // 24..22 are the value times 2^-126 (e = 0 lands in the subnormals, m * 2^-127), so one
-    // exact multiply by 2^126 decodes it; the sign goes to bit 31. Then one rounding by scale.
+    // C::decode without its branches or conversions: the bf16 bits of the E2M1 magnitudes
+    // {0, .5, 1, 1.5, 2, 3, 4, 6} (all exact in bf16) are looked up four codes at a time with
+    // byte permutes (high bytes, low bytes), paired into fp32 bits, signed, then rounded once by
+    // scale as C::decode does. No subnormal on the way, so -ftz builds decode the same.
     const std::uint32_t word[2] = {std::uint32_t(w.g0), std::uint32_t(w.g1)};
 #pragma unroll
-    for (int i = 0; i < chunk_elems; ++i) {
-      const std::uint32_t c = word[i / 8] >> (4 * (i & 7));
-      const float f = bits_to_float(((c & 7u) << 22) | ((c & 8u) << 28));
-      v[i] = mul_rn(mul_rn(f, 0x1p126f), bp.scale);
+    for (int k = 0; k < 4; ++k) { // codes 4k .. 4k+3
+      const std::uint32_t ws = word[k / 2] >> (16 * (k & 1));
+      const std::uint32_t sel = ws & 0x7777u; // magnitudes (a set bit 3 would sign-replicate)
+      const std::uint32_t hi = __byte_perm(0x3F3F3F00u, 0x40404040u, sel);
+      const std::uint32_t lo = __byte_perm(0xC0800000u, 0xC0804000u, sel);
+      const std::uint32_t pair[2] = {__byte_perm(lo, hi, 0x5140), __byte_perm(lo, hi, 0x7362)};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const std::uint32_t mag = (j & 1) ? pair[j / 2] & 0xFFFF0000u : pair[j / 2] << 16;
+        const std::uint32_t sign = (ws << (28 - 4 * j)) & 0x80000000u;
+        v[4 * k + j] = mul_rn(bits_to_float(mag | sign), bp.scale);
+      }
     }
     return;
   }
