@@ -21,6 +21,7 @@
 //! from the nearest-even kernels (int8 quantize: 37 -> 45).
 #pragma once
 
+#include "agoq/error.hpp"
 #include "agoq/quant/kernels.cuh"
 
 #include <climits>
@@ -34,12 +35,10 @@ inline constexpr int group_elems = 8; //!< elements per lane of 2-byte elements
 //! Elements per lane for element type T: one 16-byte access (8 of bf16/fp16, 4 of fp32).
 template <class T> inline constexpr int lane_elems = int(16 / sizeof(T));
 inline constexpr int flat_threads = 128;         //!< threads per CTA (measured: 128 > 256)
-inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 4 and 8 for each kernel
+inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 3, 4 and 8
 inline constexpr int flat_max_log2_lanes = 5; //!< block 256 = 32 lanes of 8 (the shuffling kernels)
-//! Groups per CTA when each thread has `groups` of them.
-AGOQ_HOST_DEVICE constexpr std::int64_t flat_tile(int groups) {
-  return std::int64_t(flat_threads) * groups;
-}
+//! Lane groups per CTA.
+inline constexpr std::int64_t flat_tile = std::int64_t(flat_threads) * flat_groups_per_thread;
 
 //! The code widths that have flat kernels: a lane's codes are whole, aligned bytes.
 template <int Bits> inline constexpr bool flat_bits_v = Bits == 2 || Bits == 4 || Bits == 8;
@@ -56,11 +55,13 @@ template <class Args> bool flat_layout(const Args& a) {
   return a.g.rows == 1 && a.vec && (groups + flat_threads - 1) / flat_threads <= INT_MAX;
 }
 
-//! Grid of a flat kernel over the groups of `g`: `groups` per thread, `elems` per group.
-inline int flat_grid(const block_grid& g, int groups = flat_groups_per_thread,
-                     int elems = group_elems) {
-  const std::int64_t n = g.chunks() * (chunk_elems / elems);
-  return int((n + flat_tile(groups) - 1) / flat_tile(groups));
+//! Launches kernel(p, a) on `stream` over the groups of `a.g`, `elems` elements per group
+//! (lane_elems of the kernel's element type).
+template <class Kernel, class P, class Args>
+status launch_flat(Kernel kernel, int elems, P p, const Args& a, cudaStream_t stream) {
+  const std::int64_t groups = a.g.chunks() * (chunk_elems / elems);
+  kernel<<<unsigned((groups + flat_tile - 1) / flat_tile), flat_threads, 0, stream>>>(p, a);
+  return from_cuda(cudaGetLastError());
 }
 
 //! Elements of group g (of E elements) inside the row of `cols` elements (0..E).
@@ -84,9 +85,9 @@ struct flat_group {
 //! `work(group, in)`. Every lane runs work(), also for groups past the end, so that block
 //! shuffles see the whole warp (a block's lanes are past the end together: groups count whole
 //! blocks).
-template <int Groups, int E = group_elems, class Load, class Work>
+template <int E = group_elems, class Load, class Work>
 AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
-  const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile(Groups) + threadIdx.x;
+  const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile + threadIdx.x;
   const std::int64_t groups = grid.chunks() * (chunk_elems / E);
   const auto run = [&](auto full_tile, auto fp32_scales) {
     constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
@@ -96,15 +97,15 @@ AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& loa
                         fp32 ? scale_kind::fp32 : kind};
     };
     using In = decltype(load(group(0)));
-    In in[Groups];
+    In in[flat_groups_per_thread];
 #pragma unroll
-    for (int i = 0; i < Groups; ++i)
+    for (int i = 0; i < flat_groups_per_thread; ++i)
       in[i] = load(group(i));
 #pragma unroll
-    for (int i = 0; i < Groups; ++i)
+    for (int i = 0; i < flat_groups_per_thread; ++i)
       work(group(i), in[i]);
   };
-  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile(Groups) * E <= grid.cols;
+  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile * E <= grid.cols;
   if (!full)
     run(std::false_type{}, std::false_type{});
   else if (kind == scale_kind::fp32)
@@ -211,13 +212,12 @@ AGOQ_DEVICE void encode_group(const quant_args& a, const flat_group& q,
     store_params<C>(bp, q.kind, a.scales, a.zeros, q.g >> log2_lanes);
 }
 
-template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even,
-          int Groups = flat_groups_per_thread>
+template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even>
 __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   static_assert(sizeof(T) == 2, "a block's 8-element lanes must fit in a warp");
-  flat_groups<Groups>(
+  flat_groups(
       a.g, a.scale, [&](const flat_group& q) { return load_group(x, q.g, q.valid); },
       [&](const flat_group& q, const raw16<T>& raw) {
         float v[chunk_elems];
@@ -231,12 +231,12 @@ __global__ static void __launch_bounds__(flat_threads)
       });
 }
 
-template <format F, bool Symmetric, class T, int Groups = flat_groups_per_thread>
+template <format F, bool Symmetric, class T>
 __global__ static void __launch_bounds__(flat_threads)
     flat_dequantize_kernel(T* __restrict__ y, dequant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int E = lane_elems<T>;
-  flat_groups<Groups, E>(
+  flat_groups<E>(
       a.g, a.scale, [&](const flat_group& q) { return load_group_params<C, E>(a, q); },
       [&](const flat_group& q, const group_codes& in) {
         if (q.valid == 0) return;
@@ -252,12 +252,12 @@ struct group_accumulate {
   group_codes codes;
 };
 
-template <format F, bool Symmetric, int Groups = flat_groups_per_thread>
+template <format F, bool Symmetric>
 __global__ static void __launch_bounds__(flat_threads)
     flat_dequantize_accumulate_kernel(float* __restrict__ acc, dequant_args a) {
   using C = codec<F, Symmetric>;
   constexpr int E = lane_elems<float>;
-  flat_groups<Groups, E>(
+  flat_groups<E>(
       a.g, a.scale,
       [&](const flat_group& q) {
         return group_accumulate{load_group(static_cast<const float*>(acc), q.g, q.valid),
@@ -285,13 +285,12 @@ template <class T> struct group_update {
 //! Every lane of a block has read its old scale before the block's first lane stores the new
 //! one: the new scale depends on the block's shuffles, which every lane enters after its loads
 //! (a lane with no elements loads nothing the shuffles need, and stores nothing).
-template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even,
-          int Groups = flat_groups_per_thread>
+template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even>
 __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   static_assert(sizeof(T) == 2, "a block's 8-element lanes must fit in a warp");
-  flat_groups<Groups>(
+  flat_groups(
       a.g, a.scale,
       [&](const flat_group& q) {
         return group_update<T>{load_group(x, q.g, q.valid), load_group_params<C>(a, q)};

@@ -179,15 +179,13 @@ template <class T>
   return detail::dispatch_format(out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
-      if (detail::flat_layout(a)) {
-        if (a.rnd == rounding::stochastic)
-          detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T, rounding::stochastic>
-              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
-        else
-          detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T>
-              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
-        return detail::launched();
-      }
+      if (detail::flat_layout(a))
+        return detail::launch_flat(
+            a.rnd == rounding::stochastic
+                ? detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T,
+                                               rounding::stochastic>
+                : detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T>,
+            detail::lane_elems<T>, x, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
@@ -220,12 +218,10 @@ template <class T>
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
-      if (detail::flat_layout(a)) {
-        detail::flat_dequantize_kernel<tag_t::value, tag_t::symmetric, T>
-            <<<detail::flat_grid(a.g, detail::flat_groups_per_thread, detail::lane_elems<T>),
-               detail::flat_threads, 0, stream>>>(y, a);
-        return detail::launched();
-      }
+      if (detail::flat_layout(a))
+        return detail::launch_flat(
+            detail::flat_dequantize_kernel<tag_t::value, tag_t::symmetric, T>,
+            detail::lane_elems<T>, y, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
@@ -260,12 +256,10 @@ template <class Acc = float>
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
-      if (detail::flat_layout(a)) {
-        detail::flat_dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
-            <<<detail::flat_grid(a.g, detail::flat_groups_per_thread, detail::lane_elems<float>),
-               detail::flat_threads, 0, stream>>>(acc, a);
-        return detail::launched();
-      }
+      if (detail::flat_layout(a))
+        return detail::launch_flat(
+            detail::flat_dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>,
+            detail::lane_elems<float>, acc, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
@@ -303,16 +297,13 @@ template <class T>
   return detail::dispatch_format(buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
-      if (detail::flat_layout(a)) {
-        if (a.rnd == rounding::stochastic)
-          detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
-                                                    rounding::stochastic>
-              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
-        else
-          detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
-              <<<detail::flat_grid(a.g), detail::flat_threads, 0, stream>>>(x, a);
-        return detail::launched();
-      }
+      if (detail::flat_layout(a))
+        return detail::launch_flat(
+            a.rnd == rounding::stochastic
+                ? detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
+                                                            rounding::stochastic>
+                : detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>,
+            detail::lane_elems<T>, x, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
