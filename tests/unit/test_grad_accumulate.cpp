@@ -9,7 +9,8 @@
 //
 // Measured (N = 2^16, INT8, block 128, fp32 scales, seed fixed; printed by the test):
 //   nearest:    M=1 6.45e-3  M=4 1.01e-2  M=16 1.89e-2  M=64 3.66e-2   (~0.0065 * sqrt((M+1)/2))
-//   stochastic: M=1 9.13e-3  M=4 1.44e-2  M=16 2.66e-2  M=64 5.18e-2   (~sqrt(2) x nearest)
+//   stochastic: M=1 9.10e-3  M=4 1.44e-2  M=16 2.66e-2  M=64 5.18e-2   (~sqrt(2) x nearest)
+//   (16-bit Philox draws since run E; 24-bit draws gave 9.13e-3 at M=1, the rest the same)
 // (issue 6's rule of thumb 0.0068 * sqrt(M/2): 4.8e-3, 9.6e-3, 1.92e-2, 3.85e-2.)
 // Why: requantization k adds an error of ~q * |partial sum_k| with |partial sum_k| ~ sqrt(k)
 // sigma, so the error variance grows like sum_k k = M(M+1)/2 while the signal grows like M:

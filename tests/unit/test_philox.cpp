@@ -32,26 +32,34 @@ TEST(Philox, IsConstexpr) {
 
 TEST(Philox, ElementMapping) {
   const std::uint64_t seed = 0x0123456789abcdefULL;
-  const std::uint64_t idx = (std::uint64_t(3) << 34) + 4 * 5 + 2; // group (3 << 32) + 5, word 2
+  // group (3 << 32) + 5 of eight elements; element 5 of it: word 2, high half
+  const std::uint64_t idx = (std::uint64_t(3) << 35) + 8 * 5 + 5;
   const agoq::philox_block r = agoq::philox4x32_10({{5u, 3u, 0u, 0u}}, 0x89abcdefu, 0x01234567u);
   EXPECT_EQ(agoq::philox_words(seed, idx).w[2], r.w[2]);
-  EXPECT_EQ(agoq::philox_uniform(seed, idx), float(r.w[2] >> 8) / 16777216.0f);
-  for (std::uint64_t i = 0; i < 8; ++i) {
-    const agoq::philox_block g = agoq::philox4x32_10({{std::uint32_t(i / 4), 0, 0, 0}}, 7, 0);
-    EXPECT_EQ(agoq::philox_uniform(7, i), float(g.w[i % 4] >> 8) * 0x1p-24f);
+  EXPECT_EQ(agoq::philox_uniform(seed, idx), float(r.w[2] >> 16) * 0x1p-16f);
+  for (std::uint64_t i = 0; i < 24; ++i) {
+    const agoq::philox_block g = agoq::philox4x32_10({{std::uint32_t(i / 8), 0, 0, 0}}, 7, 0);
+    const std::uint32_t w = g.w[(i / 2) % 4], h = i % 2 ? w >> 16 : w & 0xFFFFu;
+    EXPECT_EQ(agoq::philox_uniform(7, i), float(h) / 65536.0f) << "element " << i;
   }
 }
 
 TEST(Philox, UniformRangeAndMean) {
-  EXPECT_EQ(agoq::uniform_from_word(0), 0.0f);
-  EXPECT_EQ(agoq::uniform_from_word(0xffffffffu), 1.0f - 0x1p-24f);
-  EXPECT_LT(agoq::uniform_from_word(0xffffffffu), 1.0f);
-  EXPECT_EQ(agoq::uniform_from_word(0x80000000u), 0.5f);
-  double sum = 0;
+  EXPECT_EQ(agoq::uniform_from_half(0), 0.0f);
+  EXPECT_EQ(agoq::uniform_from_half(0xffffu), 1.0f - 0x1p-16f);
+  EXPECT_EQ(agoq::uniform_from_half(0x8000u), 0.5f);
+  EXPECT_EQ(agoq::uniform_from_half(0x7fffu), 0.5f - 0x1p-16f);
+  EXPECT_EQ(agoq::uniform_from_half(0x12345u), agoq::uniform_from_half(0x2345u)); // 16 bits
+  double sum = 0, sum_sq = 0;
   const int n = 1 << 18;
-  for (int i = 0; i < n; ++i)
-    sum += agoq::philox_uniform(42, std::uint64_t(i));
-  EXPECT_NEAR(sum / n, 0.5, 0.005); // std of the mean ~ 0.00056
+  for (int i = 0; i < n; ++i) {
+    const double u = agoq::philox_uniform(42, std::uint64_t(i));
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u, sum_sq += u * u;
+  }
+  EXPECT_NEAR(sum / n, 0.5, 0.005);          // std of the mean ~ 0.00056
+  EXPECT_NEAR(sum_sq / n, 1.0 / 3.0, 0.005); // E[u^2] of a uniform
 }
 
 } // namespace

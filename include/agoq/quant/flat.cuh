@@ -2,21 +2,23 @@
 //! @file quant/flat.cuh
 //! The quantizer kernels of the common case: one contiguous row (a 1-D tensor, or a 2-D one of
 //! whole-block rows, see layout_of) from a 16-byte aligned start, with 2-, 4- or 8-bit codes. A
-//! lane owns a "group" of one 16-byte access of elements (8 of bf16/fp16, 4 of fp32; its codes
-//! are Bits * E / 8 bytes at byte g * Bits * E / 8, the layout of format.hpp), the lanes of a
-//! block are neighbours in one warp, and a CTA does one tile of flat_groups_per_thread groups
-//! per thread, with all of its loads issued before any work: no grid-stride loop, no shared
-//! memory, many small CTAs. Quantize and accumulate_requantize need a block's lanes in one warp
-//! (its statistics are shuffled), so they take 2-byte elements only (block/8 lanes);
-//! dequantize and dequantize_accumulate take fp32 too.
+//! lane owns "groups" of one 16-byte access of elements each (8 of bf16/fp16, 4 of fp32; a
+//! group's codes are Bits * E / 8 bytes at byte g * Bits * E / 8, the layout of format.hpp), and
+//! a CTA does one tile of groups with all of its loads issued before any work: no grid-stride
+//! loop, no shared memory, many small CTAs.
+//! - dequantize, dequantize_accumulate (flat_groups): flat_groups_per_thread groups per thread,
+//!   a tile apart; bf16/fp16 and fp32.
+//! - quantize, accumulate_requantize (flat_pairs): a lane's two groups lie in one block (the
+//!   block's lanes are neighbours in a warp and shuffle its statistics), so its statistics,
+//!   parameters, Philox calls and scale store serve 16 elements; 2-byte elements only.
 //! Measured on H200 against kernels.cuh's persistent, copy-engine-fed kernels on such tensors
 //! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.01 of copy,
-//! dequantize 0.91 -> 0.98, accumulate_requantize 0.91 -> 0.92-1.03, dequantize_accumulate 0.93
-//! -> 1.00, stochastic rounding 0.38 -> 0.43; bit for bit the same results. The rest (strided
-//! rows, 2-D tensors whose rows are not whole blocks, unaligned starts, odd code widths, fp32
-//! quantize) runs kernels.cuh's.
-//! The per-element math is kernels.cuh's: a group is a 16-element chunk whose rest is zero
-//! (inputs) or dropped (codes, outputs), which the compiler removes. The rounding is a template
+//! dequantize 0.91 -> 0.98, accumulate_requantize 0.91 -> 1.03, dequantize_accumulate 0.93 ->
+//! 1.00, asymmetric int4 quantize 0.51 -> 0.97, stochastic int8 quantize 0.37 -> 0.75; bit for
+//! bit the same results. The rest (strided rows, 2-D tensors whose rows are not whole blocks,
+//! unaligned starts, odd code widths, fp32 quantize) runs kernels.cuh's.
+//! The per-element math is kernels.cuh's on 16-element chunks (a group is a chunk whose rest is
+//! zero or dropped, which the compiler removes; a pair is one chunk). The rounding is a template
 //! parameter: with it a runtime value, the Philox code of stochastic rounding took registers
 //! from the nearest-even kernels (int8 quantize: 37 -> 45).
 #pragma once
@@ -36,15 +38,14 @@ inline constexpr int group_elems = 8; //!< elements per lane of 2-byte elements
 template <class T> inline constexpr int lane_elems = int(16 / sizeof(T));
 inline constexpr int flat_threads = 128;         //!< threads per CTA (measured: 128 > 256)
 inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 3, 4 and 8
-inline constexpr int flat_max_log2_lanes = 5; //!< block 256 = 32 lanes of 8 (the shuffling kernels)
-//! Lane groups per CTA.
+//! Lane groups per CTA (flat_groups; flat_pairs: per pair per thread).
 inline constexpr std::int64_t flat_tile = std::int64_t(flat_threads) * flat_groups_per_thread;
 
 //! The code widths that have flat kernels: a lane's codes are whole, aligned bytes.
 template <int Bits> inline constexpr bool flat_bits_v = Bits == 2 || Bits == 4 || Bits == 8;
-//! The element types and code widths of the flat quantize-type kernels: a block's lanes must
-//! fit in a warp, so 8 elements per lane (2-byte elements). The dequantize-type kernels, which
-//! need no block statistics, also take fp32 (4 per lane).
+//! The element types and code widths of the flat quantize-type kernels: pairs of 8-element
+//! groups, so 2-byte elements (fp32 quantize runs kernels.cuh's). The dequantize-type kernels,
+//! which need no block statistics, also take fp32 (4 per lane).
 template <class T, int Bits>
 inline constexpr bool has_flat_kernel_v = sizeof(T) == 2 && flat_bits_v<Bits>;
 
@@ -56,12 +57,38 @@ template <class Args> bool flat_layout(const Args& a) {
 }
 
 //! Launches kernel(p, a) on `stream` over the groups of `a.g`, `elems` elements per group
-//! (lane_elems of the kernel's element type).
+//! (lane_elems of the kernel's element type), `tile` groups per CTA.
 template <class Kernel, class P, class Args>
-status launch_flat(Kernel kernel, int elems, P p, const Args& a, cudaStream_t stream) {
+status launch_flat(Kernel kernel, int elems, std::int64_t tile, P p, const Args& a,
+                   cudaStream_t stream) {
   const std::int64_t groups = a.g.chunks() * (chunk_elems / elems);
-  kernel<<<unsigned((groups + flat_tile - 1) / flat_tile), flat_threads, 0, stream>>>(p, a);
+  kernel<<<unsigned((groups + tile - 1) / tile), flat_threads, 0, stream>>>(p, a);
   return from_cuda(cudaGetLastError());
+}
+
+//! Pairs per thread of the quantize-type kernels (Update: accumulate_requantize). Two keep a
+//! second pair's loads in flight while the first is worked on; measured on H200 (1 GiB of
+//! bf16, side by side): asymmetric int4 quantize 0.89 -> 0.97 of copy, int4 0.97 -> 1.02,
+//! stochastic int8 0.71 -> 0.77, accumulate_requantize 1.01 -> 1.03; only the nearest-even
+//! 8-bit quantize is faster with one (1.015 against 1.006).
+template <bool Update, bool Symmetric, int Bits, rounding R>
+inline constexpr int flat_pairs_per_thread =
+    !Update && Symmetric && Bits == 8 && R == rounding::nearest_even ? 1 : 2;
+//! Groups per CTA of the quantize-type kernels.
+template <bool Update, bool Symmetric, int Bits, rounding R>
+inline constexpr std::int64_t flat_pair_tile = flat_tile*
+    std::int64_t(flat_pairs_per_thread<Update, Symmetric, Bits, R>);
+
+//! Launches the quantize-type flat kernel kernel_of(rounding constant) of a.rnd with its tile.
+template <bool Update, bool Symmetric, int Bits, class KernelOf, class P>
+status launch_flat_pairs(KernelOf kernel_of, P p, const quant_args& a, cudaStream_t stream) {
+  using stochastic = std::integral_constant<rounding, rounding::stochastic>;
+  using nearest = std::integral_constant<rounding, rounding::nearest_even>;
+  if (a.rnd == rounding::stochastic)
+    return launch_flat(kernel_of(stochastic{}), group_elems,
+                       flat_pair_tile<Update, Symmetric, Bits, rounding::stochastic>, p, a, stream);
+  return launch_flat(kernel_of(nearest{}), group_elems,
+                     flat_pair_tile<Update, Symmetric, Bits, rounding::nearest_even>, p, a, stream);
 }
 
 //! Elements of group g (of E elements) inside the row of `cols` elements (0..E).
@@ -85,33 +112,129 @@ struct flat_group {
 //! `work(group, in)`. Every lane runs work(), also for groups past the end, so that block
 //! shuffles see the whole warp (a block's lanes are past the end together: groups count whole
 //! blocks).
-template <int E = group_elems, class Load, class Work>
-AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
-  const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile + threadIdx.x;
-  const std::int64_t groups = grid.chunks() * (chunk_elems / E);
+//! The body of flat_groups and flat_pairs: `load(item(i))` for the N items of the calling
+//! thread (all loads first), then `work(item(i), in)`; the whole tile's items are inside the row
+//! (`full`) or not, and the scales fp32 or not, as compile-time constants of item(full, fp32, i).
+template <int N, class Item, class Load, class Work>
+AGOQ_DEVICE void flat_tile_loop(bool full, scale_kind kind, Item&& item, Load&& load, Work&& work) {
   const auto run = [&](auto full_tile, auto fp32_scales) {
-    constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
-    const auto group = [&](int i) {
-      const std::int64_t g = first + i * flat_threads;
-      return flat_group{g, full ? E : group_valid<E>(g, grid.cols), full || g < groups,
-                        fp32 ? scale_kind::fp32 : kind};
-    };
-    using In = decltype(load(group(0)));
-    In in[flat_groups_per_thread];
+    const auto at = [&](int i) { return item(full_tile, fp32_scales, i); };
+    using In = decltype(load(at(0)));
+    In in[N];
 #pragma unroll
-    for (int i = 0; i < flat_groups_per_thread; ++i)
-      in[i] = load(group(i));
+    for (int i = 0; i < N; ++i)
+      in[i] = load(at(i));
 #pragma unroll
-    for (int i = 0; i < flat_groups_per_thread; ++i)
-      work(group(i), in[i]);
+    for (int i = 0; i < N; ++i)
+      work(at(i), in[i]);
   };
-  const bool full = (std::int64_t(blockIdx.x) + 1) * flat_tile * E <= grid.cols;
   if (!full)
     run(std::false_type{}, std::false_type{});
   else if (kind == scale_kind::fp32)
     run(std::true_type{}, std::true_type{});
   else
     run(std::true_type{}, std::false_type{});
+}
+
+template <int E = group_elems, class Load, class Work>
+AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
+  const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile + threadIdx.x;
+  const std::int64_t groups = grid.chunks() * (chunk_elems / E);
+  flat_tile_loop<flat_groups_per_thread>(
+      (std::int64_t(blockIdx.x) + 1) * flat_tile * E <= grid.cols, kind,
+      [&](auto full_tile, auto fp32_scales, int i) {
+        constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
+        const std::int64_t g = first + i * flat_threads;
+        return flat_group{g, full ? E : group_valid<E>(g, grid.cols), full || g < groups,
+                          fp32 ? scale_kind::fp32 : kind};
+      },
+      load, work);
+}
+
+//! The two groups of a lane in the quantize-type kernels: both in one block, so that a lane's
+//! block statistics, parameters and scale cover 16 elements (a chunk: g0's 8, then g1's)
+//! instead of 8, which halves the per-element cost of the shuffles, the scale's division and
+//! the stores. The block's 2^L lanes (L = log2_lanes: block / 16) take its groups 0 .. 2^L - 1
+//! in one load and 2^L .. 2^(L+1) - 1 in the other, so each warp-wide load still reads whole,
+//! contiguous 2^L * 16-byte runs.
+struct flat_pair {
+  std::int64_t g0, g1; //!< the groups (g1 = g0 + 2^L)
+  int valid;           //!< elements inside the row, in chunk order (g0's 0..8, then g1's)
+  bool live;           //!< the block exists (else the lane only joins the shuffles)
+  scale_kind kind;
+};
+
+//! flat_groups for the quantize-type kernels: PairsPerThread pairs of groups per thread (a tile
+//! of flat_tile groups per CTA for each), all loads first, then `work(pair, in)` for each.
+template <int PairsPerThread, class Load, class Work>
+AGOQ_DEVICE void flat_pairs(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
+  constexpr std::int64_t tile = flat_tile * PairsPerThread;
+  const int L = grid.log2_lanes, lane = int(threadIdx.x & 31);
+  const std::int64_t first = std::int64_t(blockIdx.x) * tile + (threadIdx.x & ~31u) * 2 +
+                             ((lane >> L) << (L + 1)) + (lane & ((1 << L) - 1));
+  const std::int64_t groups = grid.chunks() * 2;
+  flat_tile_loop<PairsPerThread>(
+      (std::int64_t(blockIdx.x) + 1) * tile * group_elems <= grid.cols, kind,
+      [&](auto full_tile, auto fp32_scales, int i) {
+        constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
+        const std::int64_t g0 = first + i * flat_tile, g1 = g0 + (1 << L);
+        return flat_pair{
+            g0, g1, full ? chunk_elems : group_valid(g0, grid.cols) + group_valid(g1, grid.cols),
+            full || g0 < groups, fp32 ? scale_kind::fp32 : kind};
+      },
+      load, work);
+}
+
+//! 0xFFFF in each 16-bit half of w that is negative, else 0: prmt's sign-replicating selectors
+//! (__byte_perm ignores the selectors' sign bits).
+AGOQ_DEVICE std::uint32_t sign_per_half(std::uint32_t w) {
+  std::uint32_t r;
+  asm("prmt.b32 %0, %1, 0, 0xBB99;" : "=r"(r) : "r"(w));
+  return r;
+}
+
+//! The min/max statistics of a lane's bf16 elements (the first `valid` of a chunk's 16) as one
+//! word of two int16 order keys, [max key | ~min key], so that one SIMD max (max.s16x2 on
+//! sm_90) combines two lanes' minima and maxima and one shuffle moves both: half the
+//! instructions of reduce_stats<false>'s 32-bit keys of the same values. bf16 keys are the top
+//! halves of the fp32 keys of the same values (a bf16 value is its fp32 value's top 16 bits).
+AGOQ_DEVICE std::uint32_t lane_minmax_keys_bf16(const raw16<__nv_bfloat16>& r, int valid) {
+  std::uint32_t k[8]; // each word's two keys: flip the magnitude of the negative halves
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+    k[j] = r.w[j] ^ (sign_per_half(r.w[j]) & 0x7fff7fffu);
+  std::uint32_t hi, lo;
+  if (valid == chunk_elems) {
+    hi = __vimax3_s16x2(__vimax3_s16x2(k[0], k[1], k[2]), __vimax3_s16x2(k[3], k[4], k[5]),
+                        __vmaxs2(k[6], k[7]));
+    lo = __vimin3_s16x2(__vimin3_s16x2(k[0], k[1], k[2]), __vimin3_s16x2(k[3], k[4], k[5]),
+                        __vmins2(k[6], k[7]));
+  } else { // past `valid`: the identities (int16 min for the max, int16 max for the min)
+    hi = 0x80008000u, lo = 0x7fff7fffu;
+#pragma unroll
+    for (int i = 0; i < chunk_elems; ++i)
+      if (i < valid) {
+        const std::uint32_t h = (k[i / 2] >> (16 * (i & 1))) & 0xffffu;
+        hi = __vmaxs2(hi, h * 0x10001u);
+        lo = __vmins2(lo, h * 0x10001u);
+      }
+  }
+  const std::uint32_t nlo = ~lo; // ~ reverses the int16 order: max of ~key = ~(min of key)
+  return __vmaxs2(__byte_perm(hi, nlo, 0x3276), __byte_perm(hi, nlo, 0x1054));
+}
+
+//! The block's min and max from each lane's lane_minmax_keys_bf16, as the fp32 values
+//! reduce_stats<false> gives for the same elements.
+AGOQ_DEVICE chunk_stats block_minmax_bf16(std::uint32_t keys, int log2_lanes) {
+#pragma unroll
+  for (int k = 0; k < max_log2_lanes; ++k)
+    if (k < log2_lanes) // uniform: the block's lanes
+      keys = __vmaxs2(keys, __shfl_xor_sync(0xffffffffu, keys, 1 << k));
+  const int hi = int(keys) >> 16, lo = ~int(keys << 16) >> 16; // the int16 keys, sign-extended
+  const auto value = [](int k) { // the inverse of the key: back to bf16 bits, then fp32
+    return __uint_as_float(std::uint32_t(k ^ ((k >> 15) & 0x7fff)) << 16);
+  };
+  return {value(lo), value(hi)};
 }
 
 //! Group g's lane_elems<T> elements (16 bytes) as the start of a chunk (zeros past `valid` and
@@ -196,38 +319,49 @@ AGOQ_DEVICE group_codes load_group_params(const Args& a, const flat_group& q) {
   return r;
 }
 
-//! The end of a flat quantize-type group: block parameters from the block's statistics, the
-//! group's codes and, from the block's first lane, its scale (and zero point). A full group is
-//! encoded as a full chunk (its dropped upper half may then hold any codes), so that it takes
-//! encode_chunk's fast paths.
+//! A pair's 16 elements as one chunk (zeros past `valid`).
+template <class T> AGOQ_DEVICE raw16<T> load_pair(const T* row, const flat_pair& p) {
+  const raw16<T> a = load_group(row, p.g0, min(p.valid, group_elems));
+  const raw16<T> b = load_group(row, p.g1, max(p.valid - group_elems, 0));
+  return raw16<T>{{a.w[0], a.w[1], a.w[2], a.w[3], b.w[0], b.w[1], b.w[2], b.w[3]}};
+}
+
+//! The end of a flat quantize-type pair: block parameters from the block's statistics, the
+//! pair's codes (stochastic rounding: one Philox call per group) and, from the block's first
+//! lane, its scale (and zero point).
 template <class C, rounding R>
-AGOQ_DEVICE void encode_group(const quant_args& a, const flat_group& q,
-                              const float (&v)[chunk_elems], chunk_stats st) {
-  const block_params bp = params_from_stats<C>(st, q.kind);
-  const chunk_codes c = encode_chunk<C>(v, q.valid == group_elems ? chunk_elems : q.valid, bp, R,
-                                        a.seed, q.g * group_elems);
-  store_group_codes<C::bits>(a.codes, q.g, c.g0);
-  const int log2_lanes = a.g.log2_lanes + 1;
-  if ((q.g & ((std::int64_t(1) << log2_lanes) - 1)) == 0)
-    store_params<C>(bp, q.kind, a.scales, a.zeros, q.g >> log2_lanes);
+AGOQ_DEVICE void encode_pair(const quant_args& a, const flat_pair& p, const float (&v)[chunk_elems],
+                             chunk_stats st) {
+  const block_params bp = params_from_stats<C>(st, p.kind);
+  const chunk_codes c = encode_chunk<C>(v, p.valid, bp, R, [&](float(&u)[chunk_elems]) {
+    philox_uniform8(a.seed, p.g0, u);
+    philox_uniform8(a.seed, p.g1, u + group_elems);
+  });
+  store_group_codes<C::bits>(a.codes, p.g0, c.g0);
+  store_group_codes<C::bits>(a.codes, p.g1, c.g1);
+  const int log2_groups = a.g.log2_lanes + 1; // groups per block
+  if ((p.g0 & ((std::int64_t(1) << log2_groups) - 1)) == 0)
+    store_params<C>(bp, p.kind, a.scales, a.zeros, p.g0 >> log2_groups);
 }
 
 template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even>
 __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  static_assert(sizeof(T) == 2, "a block's 8-element lanes must fit in a warp");
-  flat_groups(
-      a.g, a.scale, [&](const flat_group& q) { return load_group(x, q.g, q.valid); },
-      [&](const flat_group& q, const raw16<T>& raw) {
+  static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
+  flat_pairs<flat_pairs_per_thread<false, Symmetric, C::bits, R>>(
+      a.g, a.scale, [&](const flat_pair& p) { return load_pair(x, p); },
+      [&](const flat_pair& p, const raw16<T>& raw) {
         float v[chunk_elems];
         to_floats(raw, v);
         chunk_stats st;
         if constexpr (Symmetric)
-          st = block_absmax<flat_max_log2_lanes>(lane_absmax_bits(raw), a.g.log2_lanes + 1);
+          st = block_absmax(lane_absmax_bits(raw), a.g.log2_lanes);
+        else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+          st = block_minmax_bf16(lane_minmax_keys_bf16(raw, p.valid), a.g.log2_lanes);
         else
-          st = reduce_stats<false, flat_max_log2_lanes>(v, q.valid, a.g.log2_lanes + 1);
-        if (q.live) encode_group<C, R>(a, q, v, st);
+          st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
+        if (p.live) encode_pair<C, R>(a, p, v, st);
       });
 }
 
@@ -276,10 +410,12 @@ __global__ static void __launch_bounds__(flat_threads)
       });
 }
 
-//! The inputs of a flat accumulate_requantize group.
-template <class T> struct group_update {
+//! The inputs of a flat accumulate_requantize pair: its 16 new elements, the old codes of its
+//! two groups and its block's old scale (and zero point).
+template <class T> struct pair_update {
   raw16<T> x;
-  group_codes old;
+  std::uint64_t old0, old1;
+  float scale, zero;
 };
 
 //! Every lane of a block has read its old scale before the block's first lane stores the new
@@ -289,26 +425,32 @@ template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even
 __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
-  static_assert(sizeof(T) == 2, "a block's 8-element lanes must fit in a warp");
-  flat_groups(
+  static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
+  flat_pairs<flat_pairs_per_thread<true, Symmetric, C::bits, R>>(
       a.g, a.scale,
-      [&](const flat_group& q) {
-        return group_update<T>{load_group(x, q.g, q.valid), load_group_params<C>(a, q)};
+      [&](const flat_pair& p) {
+        pair_update<T> in{load_pair(x, p), 0, 0, 0.0f, 0.0f};
+        if (p.live) {
+          const std::int64_t blk = p.g0 >> (a.g.log2_lanes + 1);
+          in.old0 = load_group_codes<C::bits>(a.codes, p.g0);
+          in.old1 = load_group_codes<C::bits>(a.codes, p.g1);
+          in.scale = load_scale(a.scales, blk, p.kind);
+          if constexpr (!C::symmetric) in.zero = a.zeros[blk];
+        }
+        return in;
       },
-      [&](const flat_group& q, const group_update<T>& in) {
+      [&](const flat_pair& p, const pair_update<T>& in) {
         float v[chunk_elems];
         to_floats(in.x, v);
-        if (q.valid > 0) {
+        if (p.valid > 0) {
           float d[chunk_elems];
-          decode_chunk<C>(chunk_codes{in.old.w, 0}, params_from_stored(in.old.scale, in.old.zero),
-                          d);
+          decode_chunk<C>(chunk_codes{in.old0, in.old1}, params_from_stored(in.scale, in.zero), d);
 #pragma unroll
           for (int i = 0; i < chunk_elems; ++i)
-            v[i] = i < q.valid ? add_rn(d[i], v[i]) : 0.0f;
+            v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
         }
-        const chunk_stats st =
-            reduce_stats<Symmetric, flat_max_log2_lanes>(v, q.valid, a.g.log2_lanes + 1);
-        if (q.live) encode_group<C, R>(a, q, v, st);
+        const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
+        if (p.live) encode_pair<C, R>(a, p, v, st);
       });
 }
 

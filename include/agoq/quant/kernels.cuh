@@ -293,14 +293,12 @@ struct chunk_stats {
 
 //! The block's NaN-propagating absmax from each lane's |x| maximum as fp32 bits: |x| as bits
 //! orders like the values, with Inf above every finite value and every NaN above Inf, so an
-//! integer max is the host reference's absmax (absmax_step). MaxLog2: the most lanes per block
-//! (log2) of the calling kernel (5 for the 8-element lanes of quant/flat.cuh).
-template <int MaxLog2 = max_log2_lanes>
+//! integer max is the host reference's absmax (absmax_step).
 AGOQ_DEVICE chunk_stats block_absmax(std::uint32_t m, int log2_lanes) {
-  const int lanes_mask = (1 << log2_lanes) - 1;
 #pragma unroll
-  for (int k = 0; k < MaxLog2; ++k) // past the block's lanes the offset is 0: a no-op
-    m = max(m, __shfl_xor_sync(0xffffffffu, m, (1 << k) & lanes_mask));
+  for (int k = 0; k < max_log2_lanes; ++k)
+    if (k < log2_lanes) // uniform: the block's lanes
+      m = max(m, __shfl_xor_sync(0xffffffffu, m, 1 << k));
   return {0.0f, m > 0x7f800000u ? quiet_nan() : bits_to_float(m)};
 }
 
@@ -335,7 +333,7 @@ AGOQ_DEVICE float from_order_key(int k) { return __int_as_float(k ^ ((k >> 31) &
 
 //! Block statistics of fp32 values. Symmetric: the elements past `valid` must be +-0 (they
 //! cannot raise the absmax, so they need no mask); asymmetric: they are ignored.
-template <bool Symmetric, int MaxLog2 = max_log2_lanes>
+template <bool Symmetric>
 AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, int log2_lanes) {
   if constexpr (Symmetric) {
     (void)valid;
@@ -343,7 +341,7 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, i
 #pragma unroll
     for (int i = 0; i < chunk_elems; i += 2)
       m = __vimax3_u32(m, float_to_bits(v[i]) & 0x7fffffffu, float_to_bits(v[i + 1]) & 0x7fffffffu);
-    return block_absmax<MaxLog2>(m, log2_lanes);
+    return block_absmax(m, log2_lanes);
   } else {
     // Integer min/max of order keys (one instruction each instead of nan_min/nan_max's compares).
     // Any NaN or Inf element ends up at one end, which makes the block's parameters NaN exactly
@@ -357,36 +355,53 @@ AGOQ_DEVICE chunk_stats reduce_stats(const float (&v)[chunk_elems], int valid, i
         lo = min(lo, k);
         hi = max(hi, k);
       }
-    const int lanes_mask = (1 << log2_lanes) - 1;
 #pragma unroll
-    for (int k = 0; k < MaxLog2; ++k) { // offset 0 past the block's lanes: a no-op
-      lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, (1 << k) & lanes_mask));
-      hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, (1 << k) & lanes_mask));
-    }
+    for (int k = 0; k < max_log2_lanes; ++k)
+      if (k < log2_lanes) { // uniform: the block's lanes
+        lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, 1 << k));
+        hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, 1 << k));
+      }
     return {from_order_key(lo), from_order_key(hi)};
   }
 }
 
-//! Uniforms of the 16 elements idx0..idx0+15, the same values as philox_uniform per element: one
-//! Philox call serves four consecutive indices. Only constant indices into the words, so they stay
-//! in registers.
-AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (&u)[chunk_elems]) {
-  const std::uint64_t first = std::uint64_t(idx0) & ~std::uint64_t(3);
-  const int off = int(idx0 & 3);
-  std::uint32_t r[20];
+//! philox_uniform's u for the 16-bit draw h in bits 16 * Hi .. 16 * Hi + 15 of w: one byte
+//! permute makes the float 2^23 + h, and (2^23 + h) 2^-16 - 128 = h 2^-16 exactly. No conversion
+//! instruction (1/4 rate on sm_90) and one integer instruction.
+template <bool Hi> AGOQ_DEVICE float uniform_from_half_bits(std::uint32_t w) {
+  return __fmaf_rn(__uint_as_float(__byte_perm(w, 0x4B000000u, Hi ? 0x7432 : 0x7410)),
+                   1.0f / 65536.0f, -128.0f);
+}
+
+//! The uniforms of the eight elements 8 g .. 8 g + 7 into u[0..8): one Philox call.
+AGOQ_DEVICE void philox_uniform8(std::uint64_t seed, std::int64_t g, float* u) {
+  const philox_block w = philox_words(seed, std::uint64_t(g) * 8);
 #pragma unroll
-  for (int b = 0; b < 4; ++b) {
-    const philox_block w = philox_words(seed, first + 4 * b);
+  for (int k = 0; k < 4; ++k) {
+    u[2 * k] = uniform_from_half_bits<false>(w.w[k]);
+    u[2 * k + 1] = uniform_from_half_bits<true>(w.w[k]);
+  }
+}
+
+//! Uniforms of the 16 elements idx0..idx0+15, the same values as philox_uniform per element: one
+//! Philox call serves eight consecutive indices (16 bits each). Only constant indices into the
+//! words, so they stay in registers; a flat kernel's groups (idx0 = 8 g) take case 0 only.
+AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (&u)[chunk_elems]) {
+  const std::uint64_t first = std::uint64_t(idx0) & ~std::uint64_t(7);
+  const int off = int(idx0 & 7); // element i is 16-bit half off + i of the words from `first`
+  std::uint32_t r[12];
+#pragma unroll
+  for (int b = 0; b < 3; ++b) {
+    const philox_block w = b < 2 || off ? philox_words(seed, first + 8 * b) : philox_block{};
     r[4 * b] = w.w[0], r[4 * b + 1] = w.w[1], r[4 * b + 2] = w.w[2], r[4 * b + 3] = w.w[3];
   }
-  const philox_block last = off ? philox_words(seed, first + 16) : philox_block{};
-  r[16] = last.w[0], r[17] = last.w[1], r[18] = last.w[2], r[19] = last.w[3];
+  std::uint32_t a[9]; // a[k]: the halves of elements 2k (low) and 2k + 1 (high)
 #define AGOQ_UNIFORM16_CASE(o)                                                                     \
   case o:                                                                                          \
-    for (int i = 0; i < chunk_elems; ++i)                                                          \
-      u[i] = uniform_from_word(r[i + o]);                                                          \
+    for (int k = 0; k < 9; ++k)                                                                    \
+      a[k] = r[k + o < 12 ? k + o : 11];                                                           \
     break;
-  switch (off) {
+  switch (off >> 1) {
 #pragma unroll
     AGOQ_UNIFORM16_CASE(0)
 #pragma unroll
@@ -397,6 +412,16 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
     AGOQ_UNIFORM16_CASE(3)
   }
 #undef AGOQ_UNIFORM16_CASE
+  if (off & 1) { // odd start: element 2k is the high half of a[k]
+#pragma unroll
+    for (int k = 0; k < 8; ++k)
+      a[k] = __funnelshift_r(a[k], a[k + 1], 16);
+  }
+#pragma unroll
+  for (int k = 0; k < 8; ++k) {
+    u[2 * k] = uniform_from_half_bits<false>(a[k]);
+    u[2 * k + 1] = uniform_from_half_bits<true>(a[k]);
+  }
 }
 
 // ---- integer rounding without conversion instructions -------------------------------------------
@@ -417,16 +442,33 @@ AGOQ_DEVICE bool int_block_in_range(const block_params& bp) {
   return bp.scale >= 1.17549435e-38f && bp.scale <= 3.40282347e38f;
 }
 
+//! One word of the bytes byte(x0), byte(x1), byte(x2), byte(x3) (low to high), where `sel`
+//! (0x0040: byte 0 of each word; 0x0062: byte 2) picks them: three byte permutes.
+AGOQ_DEVICE std::uint32_t gather_bytes(std::uint32_t x0, std::uint32_t x1, std::uint32_t x2,
+                                       std::uint32_t x3, unsigned sel) {
+  return __byte_perm(__byte_perm(x0, x1, sel), __byte_perm(x2, x3, sel), 0x5410);
+}
+
+//! 4-bit codes from the bytes of the even-numbered codes (low nibbles) and the odd ones.
+AGOQ_DEVICE std::uint32_t merge_nibbles(std::uint32_t even, std::uint32_t odd) {
+  return (even & 0x0f0f0f0fu) | (odd << 4 & 0xf0f0f0f0u);
+}
+
 //! Packs the low Bits bits of b[0..16) into a chunk's codes.
 template <int Bits> AGOQ_DEVICE chunk_codes pack_low(const std::uint32_t (&b)[chunk_elems]) {
-  if constexpr (Bits == 8) { // byte 0 of four words into one word: three byte permutes
+  if constexpr (Bits == 8) {
     std::uint32_t w[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      w[j] = __byte_perm(__byte_perm(b[4 * j], b[4 * j + 1], 0x0040),
-                         __byte_perm(b[4 * j + 2], b[4 * j + 3], 0x0040), 0x5410);
+      w[j] = gather_bytes(b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3], 0x0040);
     return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
             std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+  } else if constexpr (Bits == 4) {
+    const std::uint32_t* q = b + 8;
+    return {merge_nibbles(gather_bytes(b[0], b[2], b[4], b[6], 0x0040),
+                          gather_bytes(b[1], b[3], b[5], b[7], 0x0040)),
+            merge_nibbles(gather_bytes(q[0], q[2], q[4], q[6], 0x0040),
+                          gather_bytes(q[1], q[3], q[5], q[7], 0x0040))};
   } else {
     std::uint32_t c[chunk_elems];
 #pragma unroll
@@ -436,12 +478,32 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_low(const std::uint32_t (&b)[ch
   }
 }
 
+//! Packs 8- or 4-bit codes from q[k] = [code 2k + 1 | code 2k] (16 bits each, the code in the
+//! low bits).
+template <int Bits> AGOQ_DEVICE chunk_codes pack_pairs(const std::uint32_t (&q)[8]) {
+  if constexpr (Bits == 8) {
+    std::uint32_t w[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      w[j] = __byte_perm(q[2 * j], q[2 * j + 1], 0x6420);
+    return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
+            std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+  } else {
+    static_assert(Bits == 4, "8- or 4-bit codes");
+    return {merge_nibbles(gather_bytes(q[0], q[1], q[2], q[3], 0x0040),
+                          gather_bytes(q[0], q[1], q[2], q[3], 0x0062)),
+            merge_nibbles(gather_bytes(q[4], q[5], q[6], q[7], 0x0040),
+                          gather_bytes(q[4], q[5], q[6], q[7], 0x0062))};
+  }
+}
+
 //! Encodes the valid values of a chunk with the block's parameters; codes past `valid` are 0.
 //! The values past `valid` must be +0 (the symmetric fast paths encode them to 0 unmasked).
-template <class C>
+//! Stochastic rounding draws its uniforms from `uniforms(u)`, which fills u[0..16) with the
+//! Philox uniforms of the chunk's elements (philox_uniform16 for 16 consecutive indices).
+template <class C, class Uniforms>
 AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
-                                     const block_params& bp, rounding rnd, std::uint64_t seed,
-                                     std::int64_t idx0) {
+                                     const block_params& bp, rounding rnd, Uniforms&& uniforms) {
   if constexpr (int_codec_v<C>) {
     // The fast path of C::encode (nearest-even) for in-range blocks; asymmetric codes of the
     // values past `valid` would not be 0, so only full chunks take it there.
@@ -477,10 +539,42 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
     }
   }
 #endif
+  if constexpr (int_codec_v<C>) {
+    // Stochastic rounding of an in-range block: C::encode_sr's floor(fma(x, inv, u)) clamped to
+    // the codes, floored by adding round_magic rounding down instead of a float-to-int
+    // conversion (1/4 rate on sm_90). |floor| <= qmax + 1, so the low 16 bits of the sum are
+    // floor as an int16, and 8- and 4-bit codes are clamped two at a time (min/max.s16x2).
+    if (rnd == rounding::stochastic && (C::symmetric || valid == chunk_elems) &&
+        int_block_in_range(bp)) {
+      float u[chunk_elems];
+      uniforms(u);
+      std::uint32_t b[chunk_elems];
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        b[i] = float_to_bits(__fadd_rd(
+            __fmaf_rn(C::symmetric ? v[i] : sub_rn(v[i], bp.zero), bp.inv, u[i]), round_magic));
+      constexpr std::uint32_t hi = std::uint32_t(C::qmax) * 0x10001u;
+      constexpr std::uint32_t lo =
+          C::symmetric ? (0x10000u - std::uint32_t(C::qmax)) * 0x10001u : 0u;
+      if constexpr (C::bits == 8 || C::bits == 4) {
+        std::uint32_t q[8]; // q[k]: codes 2k (low half) and 2k + 1, clamped
+#pragma unroll
+        for (int k = 0; k < 8; ++k)
+          q[k] = __vmaxs2(__vmins2(__byte_perm(b[2 * k], b[2 * k + 1], 0x5410), hi), lo);
+        return pack_pairs<C::bits>(q);
+      } else {
+        constexpr int qmax = int(C::qmax), qmin = C::symmetric ? -qmax : 0;
+#pragma unroll
+        for (int i = 0; i < chunk_elems; ++i)
+          b[i] = std::uint32_t(max(qmin, min(int(b[i] - round_magic_bits), qmax)));
+        return pack_low<C::bits>(b);
+      }
+    }
+  }
   std::uint32_t c[chunk_elems];
   if (rnd == rounding::stochastic) {
     float u[chunk_elems];
-    philox_uniform16(seed, idx0, u);
+    uniforms(u);
 #pragma unroll
     for (int i = 0; i < chunk_elems; ++i)
       c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
@@ -494,6 +588,15 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
   for (int i = 0; i < chunk_elems; ++i)
     c[i] &= mask; // signed int codes are N-bit two's complement
   return {pack_group<C::bits>(c), pack_group<C::bits>(c + 8)};
+}
+
+//! encode_chunk of a chunk whose elements have the Philox indices idx0 .. idx0 + 15.
+template <class C>
+AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
+                                     const block_params& bp, rounding rnd, std::uint64_t seed,
+                                     std::int64_t idx0) {
+  return encode_chunk<C>(v, valid, bp, rnd,
+                         [&](float(&u)[chunk_elems]) { philox_uniform16(seed, idx0, u); });
 }
 
 template <class C>

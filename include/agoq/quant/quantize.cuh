@@ -180,12 +180,12 @@ template <class T>
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
-        return detail::launch_flat(
-            a.rnd == rounding::stochastic
-                ? detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T,
-                                               rounding::stochastic>
-                : detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T>,
-            detail::lane_elems<T>, x, a, stream);
+        return detail::launch_flat_pairs<false, tag_t::symmetric, bits_of(tag_t::value)>(
+            [](auto r) {
+              return detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T,
+                                                  decltype(r)::value>;
+            },
+            x, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
@@ -221,7 +221,7 @@ template <class T>
       if (detail::flat_layout(a))
         return detail::launch_flat(
             detail::flat_dequantize_kernel<tag_t::value, tag_t::symmetric, T>,
-            detail::lane_elems<T>, y, a, stream);
+            detail::lane_elems<T>, detail::flat_tile, y, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
@@ -259,7 +259,7 @@ template <class Acc = float>
       if (detail::flat_layout(a))
         return detail::launch_flat(
             detail::flat_dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>,
-            detail::lane_elems<float>, acc, a, stream);
+            detail::lane_elems<float>, detail::flat_tile, acc, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
@@ -298,12 +298,12 @@ template <class T>
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
-        return detail::launch_flat(
-            a.rnd == rounding::stochastic
-                ? detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
-                                                            rounding::stochastic>
-                : detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>,
-            detail::lane_elems<T>, x, a, stream);
+        return detail::launch_flat_pairs<true, tag_t::symmetric, bits_of(tag_t::value)>(
+            [](auto r) {
+              return detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
+                                                               decltype(r)::value>;
+            },
+            x, a, stream);
     }
     int grid = 0, threads = 0;
     if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
