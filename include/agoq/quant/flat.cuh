@@ -69,26 +69,26 @@ status launch_flat(Kernel kernel, int elems, std::int64_t tile, P p, const Args&
 //! Pairs per thread of the quantize-type kernels (Update: accumulate_requantize). Two keep a
 //! second pair's loads in flight while the first is worked on; measured on H200 (1 GiB of
 //! bf16, side by side): asymmetric int4 quantize 0.89 -> 0.97 of copy, int4 0.97 -> 1.02,
-//! stochastic int8 0.71 -> 0.77, accumulate_requantize 1.01 -> 1.03; only the nearest-even
-//! 8-bit quantize is faster with one (1.015 against 1.006).
-template <bool Update, bool Symmetric, int Bits, rounding R>
+//! stochastic int8 0.71 -> 0.77, fp8 0.50 -> 0.55, fp4 (MX) 0.61 -> 0.66, accumulate_requantize
+//! 1.01 -> 1.03; only the nearest-even 8-bit quantize is faster with one (1.015 against 1.006).
+template <bool Update, format F, bool Symmetric, rounding R>
 inline constexpr int flat_pairs_per_thread =
-    !Update && Symmetric && Bits == 8 && R == rounding::nearest_even ? 1 : 2;
+    !Update && Symmetric && bits_of(F) == 8 && R == rounding::nearest_even ? 1 : 2;
 //! Groups per CTA of the quantize-type kernels.
-template <bool Update, bool Symmetric, int Bits, rounding R>
-inline constexpr std::int64_t flat_pair_tile = flat_tile*
-    std::int64_t(flat_pairs_per_thread<Update, Symmetric, Bits, R>);
+template <bool Update, format F, bool Symmetric, rounding R>
+inline constexpr std::int64_t
+    flat_pair_tile = std::int64_t(flat_pairs_per_thread<Update, F, Symmetric, R>) * flat_tile;
 
 //! Launches the quantize-type flat kernel kernel_of(rounding constant) of a.rnd with its tile.
-template <bool Update, bool Symmetric, int Bits, class KernelOf, class P>
+template <bool Update, format F, bool Symmetric, class KernelOf, class P>
 status launch_flat_pairs(KernelOf kernel_of, P p, const quant_args& a, cudaStream_t stream) {
   using stochastic = std::integral_constant<rounding, rounding::stochastic>;
   using nearest = std::integral_constant<rounding, rounding::nearest_even>;
   if (a.rnd == rounding::stochastic)
     return launch_flat(kernel_of(stochastic{}), group_elems,
-                       flat_pair_tile<Update, Symmetric, Bits, rounding::stochastic>, p, a, stream);
+                       flat_pair_tile<Update, F, Symmetric, rounding::stochastic>, p, a, stream);
   return launch_flat(kernel_of(nearest{}), group_elems,
-                     flat_pair_tile<Update, Symmetric, Bits, rounding::nearest_even>, p, a, stream);
+                     flat_pair_tile<Update, F, Symmetric, rounding::nearest_even>, p, a, stream);
 }
 
 //! Elements of group g (of E elements) inside the row of `cols` elements (0..E).
@@ -349,7 +349,7 @@ __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
-  flat_pairs<flat_pairs_per_thread<false, Symmetric, C::bits, R>>(
+  flat_pairs<flat_pairs_per_thread<false, F, Symmetric, R>>(
       a.g, a.scale, [&](const flat_pair& p) { return load_pair(x, p); },
       [&](const flat_pair& p, const raw16<T>& raw) {
         float v[chunk_elems];
@@ -426,7 +426,7 @@ __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
-  flat_pairs<flat_pairs_per_thread<true, Symmetric, C::bits, R>>(
+  flat_pairs<flat_pairs_per_thread<true, F, Symmetric, R>>(
       a.g, a.scale,
       [&](const flat_pair& p) {
         pair_update<T> in{load_pair(x, p), 0, 0, 0.0f, 0.0f};

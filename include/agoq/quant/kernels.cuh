@@ -442,6 +442,29 @@ AGOQ_DEVICE bool int_block_in_range(const block_params& bp) {
   return bp.scale >= 1.17549435e-38f && bp.scale <= 3.40282347e38f;
 }
 
+//! Impl::encode(v) (Stochastic: Impl::encode_sr(v, u)) of a finite v for the small float
+//! formats (format/fp8.hpp), without the reference's per-element branches and division. With
+//! E' = max(exponent of v, emin), t = |v| 2^(M - E') (exact) is v in units of the code spacing
+//! at v, so the code below |v| is ((E' - emin) << M) + floor(t) and the fraction the reference
+//! divides out is t - floor(t) (exact); nearest-even rounds t by one add of round_magic.
+//! Magnitudes at or above the largest finite one saturate to it (min with max_code).
+template <class Impl, bool Stochastic> AGOQ_DEVICE std::uint32_t minifloat_code(float v, float u) {
+  constexpr int M = Impl::man_bits;
+  constexpr std::uint32_t min_normal = std::uint32_t(127 + Impl::emin) << 23;
+  const std::uint32_t b = __float_as_uint(v);
+  const std::uint32_t e = max(b & 0x7f800000u, min_normal); // E' as fp32 exponent bits
+  const float t = fabsf(v) * __uint_as_float((std::uint32_t(254 + M) << 23) - e);
+  std::uint32_t q; // round_magic + the rounded t
+  if constexpr (Stochastic) {
+    q = __float_as_uint(__fadd_rd(t, round_magic));
+    q += u < t - (__uint_as_float(q) - round_magic) ? 1u : 0u;
+  } else {
+    q = __float_as_uint(__fadd_rn(t, round_magic));
+  }
+  const std::uint32_t code = ((e - min_normal) >> (23 - M)) + (q - round_magic_bits);
+  return min(code, Impl::max_code) | (b >> 31) * Impl::sign_bit;
+}
+
 //! One word of the bytes byte(x0), byte(x1), byte(x2), byte(x3) (low to high), where `sel`
 //! (0x0040: byte 0 of each word; 0x0062: byte 2) picks them: three byte permutes.
 AGOQ_DEVICE std::uint32_t gather_bytes(std::uint32_t x0, std::uint32_t x1, std::uint32_t x2,
@@ -539,6 +562,27 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
     }
   }
 #endif
+  if constexpr (!int_codec_v<C>) {
+    // The small float formats where no conversion instruction did it above (stochastic
+    // rounding, FP4, FP8 before sm_89): minifloat_code, the reference's codes bit for bit. A
+    // finite non-zero inv makes every x * inv finite, as above.
+    if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
+      using impl = typename C::impl;
+      std::uint32_t c[chunk_elems];
+      if (rnd == rounding::stochastic) {
+        float u[chunk_elems];
+        uniforms(u);
+#pragma unroll
+        for (int i = 0; i < chunk_elems; ++i)
+          c[i] = minifloat_code<impl, true>(mul_rn(v[i], bp.inv), u[i]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < chunk_elems; ++i)
+          c[i] = minifloat_code<impl, false>(mul_rn(v[i], bp.inv), 0.0f);
+      }
+      return pack_low<C::bits>(c);
+    }
+  }
   if constexpr (int_codec_v<C>) {
     // Stochastic rounding of an in-range block: C::encode_sr's floor(fma(x, inv, u)) clamped to
     // the codes, floored by adding round_magic rounding down instead of a float-to-int

@@ -180,7 +180,7 @@ template <class T>
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
-        return detail::launch_flat_pairs<false, tag_t::symmetric, bits_of(tag_t::value)>(
+        return detail::launch_flat_pairs<false, tag_t::value, tag_t::symmetric>(
             [](auto r) {
               return detail::flat_quantize_kernel<tag_t::value, tag_t::symmetric, T,
                                                   decltype(r)::value>;
@@ -298,7 +298,7 @@ template <class T>
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
-        return detail::launch_flat_pairs<true, tag_t::symmetric, bits_of(tag_t::value)>(
+        return detail::launch_flat_pairs<true, tag_t::value, tag_t::symmetric>(
             [](auto r) {
               return detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
                                                                decltype(r)::value>;
