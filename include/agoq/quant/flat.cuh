@@ -7,7 +7,7 @@
 //! a CTA does one tile of groups with all of its loads issued before any work: no grid-stride
 //! loop, no shared memory, many small CTAs.
 //! - dequantize, dequantize_accumulate (flat_groups): flat_groups_per_thread groups per thread,
-//!   a tile apart; bf16/fp16 and fp32.
+//!   flat_threads groups apart; bf16/fp16 and fp32.
 //! - quantize, accumulate_requantize (flat_pairs): a lane's two groups lie in one block (the
 //!   block's lanes are neighbours in a warp and shuffle its statistics), so its statistics,
 //!   parameters, Philox calls and scale store serve 16 elements; 2-byte elements only.
@@ -108,10 +108,6 @@ struct flat_group {
   scale_kind kind;
 };
 
-//! The groups of the calling thread: `load(group)` for each (all loads first), then
-//! `work(group, in)`. Every lane runs work(), also for groups past the end, so that block
-//! shuffles see the whole warp (a block's lanes are past the end together: groups count whole
-//! blocks).
 //! The body of flat_groups and flat_pairs: `load(item(i))` for the N items of the calling
 //! thread (all loads first), then `work(item(i), in)`; the whole tile's items are inside the row
 //! (`full`) or not, and the scales fp32 or not, as compile-time constants of item(full, fp32, i).
@@ -136,6 +132,10 @@ AGOQ_DEVICE void flat_tile_loop(bool full, scale_kind kind, Item&& item, Load&& 
     run(std::true_type{}, std::false_type{});
 }
 
+//! The groups of the calling thread: `load(group)` for each (all loads first), then
+//! `work(group, in)`. Every lane runs work(), also for groups past the end, so that block
+//! shuffles see the whole warp (a block's lanes are past the end together: groups count whole
+//! blocks).
 template <int E = group_elems, class Load, class Work>
 AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
   const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile + threadIdx.x;
@@ -420,7 +420,7 @@ template <class T> struct pair_update {
 
 //! Every lane of a block has read its old scale before the block's first lane stores the new
 //! one: the new scale depends on the block's shuffles, which every lane enters after its loads
-//! (a lane with no elements loads nothing the shuffles need, and stores nothing).
+//! (a lane with no elements loads nothing the shuffles need, and stores no scale).
 template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even>
 __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {

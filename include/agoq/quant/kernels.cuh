@@ -385,7 +385,7 @@ AGOQ_DEVICE void philox_uniform8(std::uint64_t seed, std::int64_t g, float* u) {
 
 //! Uniforms of the 16 elements idx0..idx0+15, the same values as philox_uniform per element: one
 //! Philox call serves eight consecutive indices (16 bits each). Only constant indices into the
-//! words, so they stay in registers; a flat kernel's groups (idx0 = 8 g) take case 0 only.
+//! words, so they stay in registers. (The flat kernels' groups start at 8 g: philox_uniform8.)
 AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (&u)[chunk_elems]) {
   const std::uint64_t first = std::uint64_t(idx0) & ~std::uint64_t(7);
   const int off = int(idx0 & 7); // element i is 16-bit half off + i of the words from `first`
@@ -399,7 +399,7 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
 #define AGOQ_UNIFORM16_CASE(o)                                                                     \
   case o:                                                                                          \
     for (int k = 0; k < 9; ++k)                                                                    \
-      a[k] = r[k + o < 12 ? k + o : 11];                                                           \
+      a[k] = r[k + o];                                                                             \
     break;
   switch (off >> 1) {
 #pragma unroll
@@ -564,8 +564,8 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
 #endif
   if constexpr (!int_codec_v<C>) {
     // The small float formats where no conversion instruction did it above (stochastic
-    // rounding, FP4, FP8 before sm_89): minifloat_code, the reference's codes bit for bit. A
-    // finite non-zero inv makes every x * inv finite, as above.
+    // rounding, FP4, FP8 before sm_89): minifloat_code, the reference's codes bit for bit. With
+    // a finite non-zero inv every x * inv is finite or +-Inf, as above; Inf saturates.
     if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
       using impl = typename C::impl;
       std::uint32_t c[chunk_elems];
