@@ -9,10 +9,9 @@
 //! - Symmetric: amax = NaN-propagating max of |x| (detail::absmax_step). params =
 //!   {scale = block_scale(amax, qmax, spec.scale), inv = inverse_scale(scale), zero = 0}, with
 //!   qmax = 2^(N-1)-1 for int N, 448 (E4M3), 57344 (E5M2), 6 (E2M1).
-//! - Asymmetric int N: mn/mx = NaN-propagating min/max, -0 below +0; params = {scale = (mx - mn) /
-//! (2^N - 1),
-//!   inv = inverse_scale(scale), zero = mn}. (A range that overflows fp32 gives scale +Inf, which
-//!   decodes to NaN: an overflow signal.)
+//! - Asymmetric int N: mn/mx = NaN-propagating min/max, -0 below +0; params =
+//!   {scale = (mx - mn) / (2^N - 1), inv = inverse_scale(scale), zero = mn}. (A range that
+//!   overflows fp32 gives scale +Inf, which decodes to NaN: an overflow signal.)
 //! - A block holding NaN or +-Inf gets scale = quiet NaN (asymmetric: zero NaN too; stored E8M0:
 //!   0xFF) and every code 0, so it decodes to NaN. An all-zero block gets scale 0 (E8M0: code 0),
 //!   codes 0, and decodes to 0.

@@ -200,6 +200,14 @@ struct chunk_codes {
   std::uint64_t g1; //!< codes 8..15
 };
 
+//! The codes of a chunk of 8-bit codes from its four words (codes 4j .. 4j+3 in w[j]).
+AGOQ_DEVICE chunk_codes codes_of_words(const std::uint32_t (&w)[4]) {
+  const auto join = [](std::uint32_t lo, std::uint32_t hi) {
+    return std::uint64_t(lo) | std::uint64_t(hi) << 32;
+  };
+  return {join(w[0], w[1]), join(w[2], w[3])};
+}
+
 template <int Bits> AGOQ_DEVICE void store_codes(std::uint8_t* p, const chunk_codes& c) {
   if constexpr (Bits == 8) {
     *reinterpret_cast<uint4*>(p) = make_uint4(std::uint32_t(c.g0), std::uint32_t(c.g0 >> 32),
@@ -484,8 +492,7 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_low(const std::uint32_t (&b)[ch
 #pragma unroll
     for (int j = 0; j < 4; ++j)
       w[j] = gather_bytes(b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3], 0x0040);
-    return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
-            std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+    return codes_of_words(w);
   } else if constexpr (Bits == 4) {
     const std::uint32_t* q = b + 8;
     return {merge_nibbles(gather_bytes(b[0], b[2], b[4], b[6], 0x0040),
@@ -509,8 +516,7 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_pairs(const std::uint32_t (&q)[
 #pragma unroll
     for (int j = 0; j < 4; ++j)
       w[j] = __byte_perm(q[2 * j], q[2 * j + 1], 0x6420);
-    return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
-            std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+    return codes_of_words(w);
   } else {
     static_assert(Bits == 4, "8- or 4-bit codes");
     return {merge_nibbles(gather_bytes(q[0], q[1], q[2], q[3], 0x0040),
@@ -557,8 +563,7 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
 #pragma unroll
       for (int j = 0; j < 4; ++j)
         w[j] = __byte_perm(pair[2 * j], pair[2 * j + 1], 0x5410);
-      return {std::uint64_t(w[0]) | std::uint64_t(w[1]) << 32,
-              std::uint64_t(w[2]) | std::uint64_t(w[3]) << 32};
+      return codes_of_words(w);
     }
   }
 #endif
