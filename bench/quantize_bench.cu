@@ -5,6 +5,8 @@
 // fp32 accumulator; accumulate_requantize reads x and the codes+scales and writes codes+scales.
 // Timing: CUDA events around each call (manual time); the L2 is flushed before every call.
 // Counters: GB/s (decimal), frac_copy = GB/s / the copy's GB/s at the same input size.
+// bm_traffic rows: a kernel that only moves a quantizer's bytes, with no work: what its mix of
+// reads and writes allows (bench/RESULTS.md run G: 4-bit dequantize's, 0.95 of copy at 256 MiB).
 #include <agoq/agoq.cuh>
 
 #include <benchmark/benchmark.h>
@@ -66,6 +68,40 @@ void bm_copy(benchmark::State& st) {
   time_it(st, 2.0 * double(bytes), [&] {
     AGOQ_CUDA_TRY(cudaMemcpyAsync(scratch().out, scratch().in, bytes, cudaMemcpyDeviceToDevice));
   }, true);
+}
+
+//! A stream with a kernel's traffic and no work: each thread reads RB bytes and writes WB bytes
+//! (4, 8 or 16; one item per thread, 128 threads per CTA: the fastest shape of several measured
+//! on H200). Its frac_copy is what that read:write mix allows on the GPU.
+template <int RB, int WB>
+__global__ void __launch_bounds__(128)
+    traffic_kernel(const void* __restrict__ in, void* __restrict__ out, long items) {
+  const long i = long(blockIdx.x) * 128 + threadIdx.x;
+  if (i >= items) return;
+  uint4 v{};
+  if constexpr (RB == 16) v = static_cast<const uint4*>(in)[i];
+  if constexpr (RB == 8) {
+    const uint2 q = static_cast<const uint2*>(in)[i];
+    v.x = q.x, v.y = q.y;
+  }
+  if constexpr (RB == 4) v.x = static_cast<const unsigned*>(in)[i];
+  v.x ^= v.y ^ v.z ^ v.w; // the output depends on every byte read
+  if constexpr (WB == 16) static_cast<uint4*>(out)[i] = make_uint4(v.x, v.x * 3u, v.x + 7u, ~v.x);
+  if constexpr (WB == 8) static_cast<uint2*>(out)[i] = make_uint2(v.x, v.x * 3u);
+  if constexpr (WB == 4) static_cast<unsigned*>(out)[i] = v.x;
+}
+
+//! The traffic of a quantizer on range(0) bytes of bf16 (codes of 8 / 4 bits, scales ignored):
+//! quantize reads the input and writes codes (RB = 16), dequantize the reverse (WB = 16).
+template <int RB, int WB> void bm_traffic(benchmark::State& st) {
+  const size_t bytes = size_t(st.range(0));
+  if (has_gpu()) scratch().reserve(bytes);
+  const long items = long(bytes / 16); // one 16-byte access of bf16 per item
+  time_it(st, double(items) * (RB + WB), [&] {
+    traffic_kernel<RB, WB>
+        <<<unsigned((items + 127) / 128), 128>>>(scratch().in, scratch().out, items);
+    AGOQ_CUDA_TRY(cudaGetLastError());
+  });
 }
 
 agoq::quantized_view view_for(const agoq::quant_spec& s, std::int64_t n) {
@@ -149,6 +185,11 @@ const quant_spec int6{format::int6, 128};
 
 // Registration order is run order: the copy first, so every row can report frac_copy.
 BENCHMARK(bm_copy)->Apply(sizes);
+// The bytes of 8- and 4-bit quantize (read 16 : write 8 / 4) and dequantize (the reverse).
+BENCHMARK_TEMPLATE(bm_traffic, 16, 8)->Name("bm_traffic/quantize_8bit")->Apply(sizes);
+BENCHMARK_TEMPLATE(bm_traffic, 16, 4)->Name("bm_traffic/quantize_4bit")->Apply(sizes);
+BENCHMARK_TEMPLATE(bm_traffic, 8, 16)->Name("bm_traffic/dequantize_8bit")->Apply(sizes);
+BENCHMARK_TEMPLATE(bm_traffic, 4, 16)->Name("bm_traffic/dequantize_4bit")->Apply(sizes);
 BENCHMARK_CAPTURE(bm_quantize, int8_b128, int8)->Apply(sizes);
 BENCHMARK_CAPTURE(bm_quantize, fp8_e4m3_b128, e4m3)->Apply(sizes);
 BENCHMARK_CAPTURE(bm_quantize, fp8_e5m2_b128, e5m2)->Apply(sizes);

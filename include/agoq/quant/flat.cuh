@@ -4,8 +4,8 @@
 //! whole-block rows, see layout_of) from a 16-byte aligned start, with 2-, 4- or 8-bit codes. A
 //! lane owns "groups" of one 16-byte access of elements each (8 of bf16/fp16, 4 of fp32; a
 //! group's codes are Bits * E / 8 bytes at byte g * Bits * E / 8, the layout of format.hpp), and
-//! a CTA does one tile of groups with all of its loads issued before any work: no grid-stride
-//! loop, no shared memory, many small CTAs.
+//! a CTA does one tile of groups with its loads issued before the work (all of them, or the next
+//! two pairs' in stochastic quantize): no grid-stride loop, no shared memory, many small CTAs.
 //! - dequantize, dequantize_accumulate (flat_groups): flat_groups_per_thread groups per thread,
 //!   flat_threads groups apart; bf16/fp16 and fp32.
 //! - quantize, accumulate_requantize (flat_pairs): a lane's two groups lie in one block (the
@@ -71,9 +71,18 @@ status launch_flat(Kernel kernel, int elems, std::int64_t tile, P p, const Args&
 //! bf16, side by side): asymmetric int4 quantize 0.89 -> 0.97 of copy, int4 0.97 -> 1.02,
 //! stochastic int8 0.71 -> 0.77, fp8 0.50 -> 0.55, fp4 (MX) 0.61 -> 0.66, accumulate_requantize
 //! 1.01 -> 1.03; only the nearest-even 8-bit quantize is faster with one (1.015 against 1.006).
+//! Stochastic quantize takes four, two of them in flight (flat_pairs_depth): 256 MiB / 1 GiB,
+//! int4 0.64 / 0.66 -> 0.67 / 0.68, int8 0.77 / 0.78 -> 0.80 / 0.80; the same for
+//! accumulate_requantize was slower (0.86 -> 0.82 at 256 MiB), deeper pipelines too.
 template <bool Update, format F, bool Symmetric, rounding R>
 inline constexpr int flat_pairs_per_thread =
-    !Update && Symmetric && bits_of(F) == 8 && R == rounding::nearest_even ? 1 : 2;
+    !Update && R == rounding::stochastic                                     ? 4
+    : !Update && Symmetric && bits_of(F) == 8 && R == rounding::nearest_even ? 1
+                                                                             : 2;
+//! Pairs whose loads are in flight (flat_tile_loop's D).
+template <bool Update, format F, bool Symmetric, rounding R>
+inline constexpr int flat_pairs_depth =
+    !Update && R == rounding::stochastic ? 2 : flat_pairs_per_thread<Update, F, Symmetric, R>;
 //! Groups per CTA of the quantize-type kernels.
 template <bool Update, format F, bool Symmetric, rounding R>
 inline constexpr std::int64_t
@@ -108,21 +117,27 @@ struct flat_group {
   scale_kind kind;
 };
 
-//! The body of flat_groups and flat_pairs: `load(item(i))` for the N items of the calling
-//! thread (all loads first), then `work(item(i), in)`; the whole tile's items are inside the row
+//! The body of flat_groups and flat_pairs: `work(item(i), load(item(i)))` for the N items of the
+//! calling thread, with the loads of D items in flight (D = N: all loads first; D < N: item
+//! i + D's load is issued before item i's work). The whole tile's items are inside the row
 //! (`full`) or not, and the scales fp32 or not, as compile-time constants of item(full, fp32, i).
-template <int N, class Item, class Load, class Work>
+template <int N, int D, class Item, class Load, class Work>
 AGOQ_DEVICE void flat_tile_loop(bool full, scale_kind kind, Item&& item, Load&& load, Work&& work) {
+  static_assert(0 < D && D <= N, "1 to N loads in flight");
   const auto run = [&](auto full_tile, auto fp32_scales) {
     const auto at = [&](int i) { return item(full_tile, fp32_scales, i); };
     using In = decltype(load(at(0)));
-    In in[N];
+    In in[D];
 #pragma unroll
-    for (int i = 0; i < N; ++i)
+    for (int i = 0; i < D; ++i)
       in[i] = load(at(i));
 #pragma unroll
-    for (int i = 0; i < N; ++i)
-      work(at(i), in[i]);
+    for (int i = 0; i < N; ++i) {
+      In next{};
+      if (i + D < N) next = load(at(i + D));
+      work(at(i), in[i % D]);
+      if (i + D < N) in[i % D] = next;
+    }
   };
   if (!full)
     run(std::false_type{}, std::false_type{});
@@ -140,7 +155,7 @@ template <int E = group_elems, class Load, class Work>
 AGOQ_DEVICE void flat_groups(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
   const std::int64_t first = std::int64_t(blockIdx.x) * flat_tile + threadIdx.x;
   const std::int64_t groups = grid.chunks() * (chunk_elems / E);
-  flat_tile_loop<flat_groups_per_thread>(
+  flat_tile_loop<flat_groups_per_thread, flat_groups_per_thread>(
       (std::int64_t(blockIdx.x) + 1) * flat_tile * E <= grid.cols, kind,
       [&](auto full_tile, auto fp32_scales, int i) {
         constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
@@ -165,15 +180,16 @@ struct flat_pair {
 };
 
 //! flat_groups for the quantize-type kernels: PairsPerThread pairs of groups per thread (a tile
-//! of flat_tile groups per CTA for each), all loads first, then `work(pair, in)` for each.
-template <int PairsPerThread, class Load, class Work>
+//! of flat_tile groups per CTA for each), `work(pair, in)` for each with the loads of Depth
+//! pairs in flight (flat_tile_loop).
+template <int PairsPerThread, int Depth, class Load, class Work>
 AGOQ_DEVICE void flat_pairs(const block_grid& grid, scale_kind kind, Load&& load, Work&& work) {
   constexpr std::int64_t tile = flat_tile * PairsPerThread;
   const int L = grid.log2_lanes, lane = int(threadIdx.x & 31);
   const std::int64_t first = std::int64_t(blockIdx.x) * tile + (threadIdx.x & ~31u) * 2 +
                              ((lane >> L) << (L + 1)) + (lane & ((1 << L) - 1));
   const std::int64_t groups = grid.chunks() * 2;
-  flat_tile_loop<PairsPerThread>(
+  flat_tile_loop<PairsPerThread, Depth>(
       (std::int64_t(blockIdx.x) + 1) * tile * group_elems <= grid.cols, kind,
       [&](auto full_tile, auto fp32_scales, int i) {
         constexpr bool full = decltype(full_tile)::value, fp32 = decltype(fp32_scales)::value;
@@ -333,9 +349,9 @@ template <class C, rounding R>
 AGOQ_DEVICE void encode_pair(const quant_args& a, const flat_pair& p, const float (&v)[chunk_elems],
                              chunk_stats st) {
   const block_params bp = params_from_stats<C>(st, p.kind);
-  const chunk_codes c = encode_chunk<C>(v, p.valid, bp, R, [&](float(&u)[chunk_elems]) {
-    philox_uniform8(a.seed, p.g0, u);
-    philox_uniform8(a.seed, p.g1, u + group_elems);
+  const chunk_codes c = encode_chunk<C>(v, p.valid, bp, R, [&](chunk_draws& h) {
+    philox_draws8(a.seed, p.g0, h);
+    philox_draws8(a.seed, p.g1, h + group_elems / 2);
   });
   store_group_codes<C::bits>(a.codes, p.g0, c.g0);
   store_group_codes<C::bits>(a.codes, p.g1, c.g1);
@@ -349,7 +365,8 @@ __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
-  flat_pairs<flat_pairs_per_thread<false, F, Symmetric, R>>(
+  flat_pairs<flat_pairs_per_thread<false, F, Symmetric, R>,
+             flat_pairs_depth<false, F, Symmetric, R>>(
       a.g, a.scale, [&](const flat_pair& p) { return load_pair(x, p); },
       [&](const flat_pair& p, const raw16<T>& raw) {
         float v[chunk_elems];
@@ -426,7 +443,7 @@ __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
   static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
-  flat_pairs<flat_pairs_per_thread<true, F, Symmetric, R>>(
+  flat_pairs<flat_pairs_per_thread<true, F, Symmetric, R>, flat_pairs_depth<true, F, Symmetric, R>>(
       a.g, a.scale,
       [&](const flat_pair& p) {
         pair_update<T> in{load_pair(x, p), 0, 0, 0.0f, 0.0f};

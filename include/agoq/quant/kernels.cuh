@@ -381,20 +381,31 @@ template <bool Hi> AGOQ_DEVICE float uniform_from_half_bits(std::uint32_t w) {
                    1.0f / 65536.0f, -128.0f);
 }
 
-//! The uniforms of the eight elements 8 g .. 8 g + 7 into u[0..8): one Philox call.
-AGOQ_DEVICE void philox_uniform8(std::uint64_t seed, std::int64_t g, float* u) {
-  const philox_block w = philox_words(seed, std::uint64_t(g) * 8);
+//! A chunk's 16-bit Philox draws: word k holds element 2k's draw in its low half and element
+//! 2k + 1's in its high half (philox.hpp's rule).
+using chunk_draws = std::uint32_t[chunk_elems / 2];
+
+//! The uniforms u = h 2^-16 of a chunk's draws.
+AGOQ_DEVICE void uniforms_of(const chunk_draws& h, float (&u)[chunk_elems]) {
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    u[2 * k] = uniform_from_half_bits<false>(w.w[k]);
-    u[2 * k + 1] = uniform_from_half_bits<true>(w.w[k]);
+  for (int k = 0; k < chunk_elems / 2; ++k) {
+    u[2 * k] = uniform_from_half_bits<false>(h[k]);
+    u[2 * k + 1] = uniform_from_half_bits<true>(h[k]);
   }
 }
 
-//! Uniforms of the 16 elements idx0..idx0+15, the same values as philox_uniform per element: one
-//! Philox call serves eight consecutive indices (16 bits each). Only constant indices into the
-//! words, so they stay in registers. (The flat kernels' groups start at 8 g: philox_uniform8.)
-AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (&u)[chunk_elems]) {
+//! The draws of the eight elements 8 g .. 8 g + 7 into h[0..4): one Philox call.
+AGOQ_DEVICE void philox_draws8(std::uint64_t seed, std::int64_t g, std::uint32_t* h) {
+  const philox_block w = philox_words(seed, std::uint64_t(g) * 8);
+#pragma unroll
+  for (int k = 0; k < 4; ++k)
+    h[k] = w.w[k];
+}
+
+//! The draws of the 16 elements idx0..idx0+15 (philox_uniform's per element): one Philox call
+//! serves eight consecutive indices. Only constant indices into the words, so they stay in
+//! registers. (The flat kernels' groups start at 8 g: philox_draws8.)
+AGOQ_DEVICE void philox_draws16(std::uint64_t seed, std::int64_t idx0, chunk_draws& h) {
   const std::uint64_t first = std::uint64_t(idx0) & ~std::uint64_t(7);
   const int off = int(idx0 & 7); // element i is 16-bit half off + i of the words from `first`
   std::uint32_t r[12];
@@ -404,32 +415,30 @@ AGOQ_DEVICE void philox_uniform16(std::uint64_t seed, std::int64_t idx0, float (
     r[4 * b] = w.w[0], r[4 * b + 1] = w.w[1], r[4 * b + 2] = w.w[2], r[4 * b + 3] = w.w[3];
   }
   std::uint32_t a[9]; // a[k]: the halves of elements 2k (low) and 2k + 1 (high)
-#define AGOQ_UNIFORM16_CASE(o)                                                                     \
+#define AGOQ_DRAWS16_CASE(o)                                                                       \
   case o:                                                                                          \
     for (int k = 0; k < 9; ++k)                                                                    \
       a[k] = r[k + o];                                                                             \
     break;
   switch (off >> 1) {
 #pragma unroll
-    AGOQ_UNIFORM16_CASE(0)
+    AGOQ_DRAWS16_CASE(0)
 #pragma unroll
-    AGOQ_UNIFORM16_CASE(1)
+    AGOQ_DRAWS16_CASE(1)
 #pragma unroll
-    AGOQ_UNIFORM16_CASE(2)
+    AGOQ_DRAWS16_CASE(2)
 #pragma unroll
-    AGOQ_UNIFORM16_CASE(3)
+    AGOQ_DRAWS16_CASE(3)
   }
-#undef AGOQ_UNIFORM16_CASE
+#undef AGOQ_DRAWS16_CASE
   if (off & 1) { // odd start: element 2k is the high half of a[k]
 #pragma unroll
     for (int k = 0; k < 8; ++k)
       a[k] = __funnelshift_r(a[k], a[k + 1], 16);
   }
 #pragma unroll
-  for (int k = 0; k < 8; ++k) {
-    u[2 * k] = uniform_from_half_bits<false>(a[k]);
-    u[2 * k + 1] = uniform_from_half_bits<true>(a[k]);
-  }
+  for (int k = 0; k < 8; ++k)
+    h[k] = a[k];
 }
 
 // ---- integer rounding without conversion instructions -------------------------------------------
@@ -471,6 +480,29 @@ template <class Impl, bool Stochastic> AGOQ_DEVICE std::uint32_t minifloat_code(
   }
   const std::uint32_t code = ((e - min_normal) >> (23 - M)) + (q - round_magic_bits);
   return min(code, Impl::max_code) | (b >> 31) * Impl::sign_bit;
+}
+
+//! t stochastically rounded onto the grid of Impl's magnitudes by the 16-bit draw in bits
+//! 16 * Hi .. 16 * Hi + 15 of w, as a float that cvt.rn.satfinite then converts exactly: the
+//! codes of Impl::encode_sr(t, h 2^-16) bit for bit, with integer adds where the reference divides.
+//! The F = 23 - M fp32 fraction bits below the code's last bit hold frac 2^F; adding
+//! R = ~h 2^(F-16) + 2^(F-16) - 1 carries into the code's bits exactly when h < frac 2^16 (the
+//! reference's u < frac), and a carry into the exponent is the step to the next binade. Below
+//! the smallest normal, adding it first puts |t| in the binade whose spacing is the subnormal
+//! codes'; that add rounds up, which keeps ceil(frac 2^16) and so every decision (fp32
+//! subnormal t included, as nothing here flushes to zero). Magnitudes at or above the largest
+//! finite one, +-Inf too, stay there (the reference saturates them). t must not be NaN (fminf
+//! would make it the largest value): encode_chunk calls it only with a finite non-zero inv.
+template <class Impl, bool Hi> AGOQ_DEVICE float minifloat_sr_grid(float t, std::uint32_t w) {
+  constexpr int F = 23 - Impl::man_bits, s = F - 16;
+  const float min_normal = __uint_as_float(std::uint32_t(127 + Impl::emin) << 23);
+  const float a = fminf(fabsf(t), Impl::max_value());
+  const float offset = a < min_normal ? min_normal : 0.0f;
+  const std::uint32_t r =
+      Hi ? (~w >> (16 - s) & (0xFFFFu << s)) | ((1u << s) - 1u) : ~(w << s) & ((1u << F) - 1u);
+  const float g = __uint_as_float((__float_as_uint(__fadd_ru(a, offset)) + r) & ~((1u << F) - 1u));
+  return __uint_as_float(__float_as_uint(__fsub_rn(g, offset)) |
+                         (__float_as_uint(t) & 0x80000000u));
 }
 
 //! One word of the bytes byte(x0), byte(x1), byte(x2), byte(x3) (low to high), where `sel`
@@ -528,11 +560,11 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_pairs(const std::uint32_t (&q)[
 
 //! Encodes the valid values of a chunk with the block's parameters; codes past `valid` are 0.
 //! The values past `valid` must be +0 (the symmetric fast paths encode them to 0 unmasked).
-//! Stochastic rounding draws its uniforms from `uniforms(u)`, which fills u[0..16) with the
-//! Philox uniforms of the chunk's elements (philox_uniform16 for 16 consecutive indices).
-template <class C, class Uniforms>
+//! Stochastic rounding takes the chunk's Philox draws from `draws(h)` (philox_draws16 for 16
+//! consecutive indices).
+template <class C, class Draws>
 AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
-                                     const block_params& bp, rounding rnd, Uniforms&& uniforms) {
+                                     const block_params& bp, rounding rnd, Draws&& draws) {
   if constexpr (int_codec_v<C>) {
     // The fast path of C::encode (nearest-even) for in-range blocks; asymmetric codes of the
     // values past `valid` would not be 0, so only full chunks take it there.
@@ -551,14 +583,29 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
   if constexpr (C::format_v == format::fp8_e4m3 || C::format_v == format::fp8_e5m2) {
     // With a finite non-zero inv every x * inv is finite or +-Inf (a NaN or Inf input makes the
     // block's scale NaN and inv 0), so C::encode is exactly cvt.rn.satfinite: convert two values
-    // per instruction. Elements past `valid` are +0 and encode to 0 as required.
-    if (rnd == rounding::nearest_even && bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
+    // per instruction. Stochastic rounding first moves each value onto the format's grid
+    // (minifloat_sr_grid), where the conversion is exact. Elements past `valid` are +0 and
+    // encode to 0 as required.
+    if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
+      float t[chunk_elems];
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        t[i] = mul_rn(v[i], bp.inv);
+      if (rnd == rounding::stochastic) {
+        chunk_draws h;
+        draws(h);
+#pragma unroll
+        for (int k = 0; k < chunk_elems / 2; ++k) {
+          t[2 * k] = minifloat_sr_grid<typename C::impl, false>(t[2 * k], h[k]);
+          t[2 * k + 1] = minifloat_sr_grid<typename C::impl, true>(t[2 * k + 1], h[k]);
+        }
+      }
       std::uint32_t pair[8];
 #pragma unroll
       for (int i = 0; i < chunk_elems; i += 2)
-        pair[i / 2] = __nv_cvt_float2_to_fp8x2(
-            make_float2(mul_rn(v[i], bp.inv), mul_rn(v[i + 1], bp.inv)), __NV_SATFINITE,
-            C::format_v == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2);
+        pair[i / 2] =
+            __nv_cvt_float2_to_fp8x2(make_float2(t[i], t[i + 1]), __NV_SATFINITE,
+                                     C::format_v == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2);
       std::uint32_t w[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j)
@@ -568,15 +615,17 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
   }
 #endif
   if constexpr (!int_codec_v<C>) {
-    // The small float formats where no conversion instruction did it above (stochastic
-    // rounding, FP4, FP8 before sm_89): minifloat_code, the reference's codes bit for bit. With
+    // The small float formats where no conversion instruction did it above (FP4, and FP8
+    // before sm_89): minifloat_code, the reference's codes bit for bit. With
     // a finite non-zero inv every x * inv is finite or +-Inf, as above; Inf saturates.
     if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
       using impl = typename C::impl;
       std::uint32_t c[chunk_elems];
       if (rnd == rounding::stochastic) {
+        chunk_draws h;
+        draws(h);
         float u[chunk_elems];
-        uniforms(u);
+        uniforms_of(h, u);
 #pragma unroll
         for (int i = 0; i < chunk_elems; ++i)
           c[i] = minifloat_code<impl, true>(mul_rn(v[i], bp.inv), u[i]);
@@ -595,8 +644,10 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
     // floor as an int16, and 8- and 4-bit codes are clamped two at a time (min/max.s16x2).
     if (rnd == rounding::stochastic && (C::symmetric || valid == chunk_elems) &&
         int_block_in_range(bp)) {
+      chunk_draws h;
+      draws(h);
       float u[chunk_elems];
-      uniforms(u);
+      uniforms_of(h, u);
       std::uint32_t b[chunk_elems];
 #pragma unroll
       for (int i = 0; i < chunk_elems; ++i)
@@ -622,8 +673,10 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
   }
   std::uint32_t c[chunk_elems];
   if (rnd == rounding::stochastic) {
+    chunk_draws h;
+    draws(h);
     float u[chunk_elems];
-    uniforms(u);
+    uniforms_of(h, u);
 #pragma unroll
     for (int i = 0; i < chunk_elems; ++i)
       c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
@@ -644,8 +697,7 @@ template <class C>
 AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
                                      const block_params& bp, rounding rnd, std::uint64_t seed,
                                      std::int64_t idx0) {
-  return encode_chunk<C>(v, valid, bp, rnd,
-                         [&](float(&u)[chunk_elems]) { philox_uniform16(seed, idx0, u); });
+  return encode_chunk<C>(v, valid, bp, rnd, [&](chunk_draws& h) { philox_draws16(seed, idx0, h); });
 }
 
 template <class C>
