@@ -385,15 +385,6 @@ template <bool Hi> AGOQ_DEVICE float uniform_from_half_bits(std::uint32_t w) {
 //! 2k + 1's in its high half (philox.hpp's rule).
 using chunk_draws = std::uint32_t[chunk_elems / 2];
 
-//! The uniforms u = h 2^-16 of a chunk's draws.
-AGOQ_DEVICE void uniforms_of(const chunk_draws& h, float (&u)[chunk_elems]) {
-#pragma unroll
-  for (int k = 0; k < chunk_elems / 2; ++k) {
-    u[2 * k] = uniform_from_half_bits<false>(h[k]);
-    u[2 * k + 1] = uniform_from_half_bits<true>(h[k]);
-  }
-}
-
 //! The draws of the eight elements 8 g .. 8 g + 7 into h[0..4): one Philox call.
 AGOQ_DEVICE void philox_draws8(std::uint64_t seed, std::int64_t g, std::uint32_t* h) {
   const philox_block w = philox_words(seed, std::uint64_t(g) * 8);
@@ -565,6 +556,15 @@ template <int Bits> AGOQ_DEVICE chunk_codes pack_pairs(const std::uint32_t (&q)[
 template <class C, class Draws>
 AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
                                      const block_params& bp, rounding rnd, Draws&& draws) {
+  const auto uniforms = [&](float(&u)[chunk_elems]) { // u = h 2^-16 of the chunk's draws
+    chunk_draws h;
+    draws(h);
+#pragma unroll
+    for (int k = 0; k < chunk_elems / 2; ++k) {
+      u[2 * k] = uniform_from_half_bits<false>(h[k]);
+      u[2 * k + 1] = uniform_from_half_bits<true>(h[k]);
+    }
+  };
   if constexpr (int_codec_v<C>) {
     // The fast path of C::encode (nearest-even) for in-range blocks; asymmetric codes of the
     // values past `valid` would not be 0, so only full chunks take it there.
@@ -616,16 +616,14 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
 #endif
   if constexpr (!int_codec_v<C>) {
     // The small float formats where no conversion instruction did it above (FP4, and FP8
-    // before sm_89): minifloat_code, the reference's codes bit for bit. With
-    // a finite non-zero inv every x * inv is finite or +-Inf, as above; Inf saturates.
+    // before sm_89): minifloat_code, the reference's codes bit for bit. With a finite non-zero
+    // inv every x * inv is finite or +-Inf, as above; Inf saturates.
     if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
       using impl = typename C::impl;
       std::uint32_t c[chunk_elems];
       if (rnd == rounding::stochastic) {
-        chunk_draws h;
-        draws(h);
         float u[chunk_elems];
-        uniforms_of(h, u);
+        uniforms(u);
 #pragma unroll
         for (int i = 0; i < chunk_elems; ++i)
           c[i] = minifloat_code<impl, true>(mul_rn(v[i], bp.inv), u[i]);
@@ -644,10 +642,8 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
     // floor as an int16, and 8- and 4-bit codes are clamped two at a time (min/max.s16x2).
     if (rnd == rounding::stochastic && (C::symmetric || valid == chunk_elems) &&
         int_block_in_range(bp)) {
-      chunk_draws h;
-      draws(h);
       float u[chunk_elems];
-      uniforms_of(h, u);
+      uniforms(u);
       std::uint32_t b[chunk_elems];
 #pragma unroll
       for (int i = 0; i < chunk_elems; ++i)
@@ -673,10 +669,8 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
   }
   std::uint32_t c[chunk_elems];
   if (rnd == rounding::stochastic) {
-    chunk_draws h;
-    draws(h);
     float u[chunk_elems];
-    uniforms_of(h, u);
+    uniforms(u);
 #pragma unroll
     for (int i = 0; i < chunk_elems; ++i)
       c[i] = i < valid ? C::encode_sr(v[i], bp, u[i]) : 0u;
