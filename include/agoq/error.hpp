@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file error.hpp
 //! Two error tiers. Launchers return `[[nodiscard]] agoq::status`; host-level wrappers throw
-//! `agoq::error` subclasses whose message names the argument and the rule it broke.
+//! `agoq::error` subclasses whose message names the argument and the rule it broke. The host-only
+//! half lives in status.hpp; this header adds the CUDA runtime's errors and the TRY macros.
 #pragma once
+
+#include "agoq/status.hpp"
 
 #include <cuda_runtime_api.h>
 
@@ -10,39 +13,6 @@
 #include <string>
 
 namespace agoq {
-
-//! Result of a launcher. Anything but `success` means nothing was launched, or the launch failed.
-enum class status : int {
-  success = 0,
-  invalid_argument, //!< an argument broke a documented rule; nothing was launched
-  cuda_error,       //!< the CUDA runtime reported an error (e.g. at launch)
-  nccl_error,       //!< NCCL reported an error
-  not_supported,    //!< valid, but this build or device cannot do it (e.g. no NCCL)
-};
-
-//! A short, stable name for `s`, e.g. "invalid_argument".
-constexpr const char* to_string(status s) noexcept {
-  switch (s) {
-  case status::success: return "success";
-  case status::invalid_argument: return "invalid_argument";
-  case status::cuda_error: return "cuda_error";
-  case status::nccl_error: return "nccl_error";
-  case status::not_supported: return "not_supported";
-  }
-  return "unknown_status";
-}
-
-//! Base of everything agoq throws.
-class error : public std::runtime_error {
-public:
-  explicit error(const std::string& what) : std::runtime_error(what) {}
-};
-
-//! An argument broke a rule; the message reads "<function>: <argument> <rule>".
-class invalid_argument : public error {
-public:
-  explicit invalid_argument(const std::string& what) : error(what) {}
-};
 
 //! A CUDA runtime call failed; carries the cudaError_t.
 class cuda_error : public error {
@@ -56,24 +26,7 @@ private:
   cudaError_t m_code;
 };
 
-//! An NCCL call failed; carries the ncclResult_t as an int so this header needs no nccl.h.
-class nccl_error : public error {
-public:
-  nccl_error(int code, const std::string& what)
-      : error(what + ": ncclResult " + std::to_string(code)), m_code(code) {}
-  int code() const noexcept { return m_code; }
-
-private:
-  int m_code;
-};
-
 namespace detail {
-
-//! The sentence a launcher left when it returned invalid_argument (per thread).
-inline std::string& last_message() {
-  thread_local std::string message;
-  return message;
-}
 
 //! The CUDA error a launcher saw when it returned status::cuda_error (per thread).
 inline cudaError_t& last_cuda_error() {
@@ -87,20 +40,6 @@ inline status from_cuda(cudaError_t e) {
   last_cuda_error() = e;
   return status::cuda_error;
 }
-
-//! Records why a launcher refuses its arguments and returns status::invalid_argument.
-inline status refuse(const char* function, const char* rule) {
-  last_message() = std::string(function) + ": " + rule;
-  return status::invalid_argument;
-}
-
-} // namespace detail
-
-//! Why the last launcher on this thread returned status::invalid_argument, e.g.
-//! "agoq::quantize: ld must be >= cols".
-inline const char* last_error_message() noexcept { return detail::last_message().c_str(); }
-
-namespace detail {
 
 //! Runs `fn`, turning what it throws into the status tier: nccl_error, cuda_error,
 //! invalid_argument and any other agoq::error become the matching status, their message kept for

@@ -27,8 +27,10 @@ constexpr std::uint8_t kPoison = 0xA5;
 constexpr size_t kGuard = 64; // bytes past the end of every output that must stay poisoned
 
 //! Test data: blocks cycle through normal, heavy-tailed, near-limit and special blocks: all zero,
-//! NaN or +-Inf among normal values (the block's scale becomes NaN), and signed zeros at the
-//! block minimum (the asymmetric zero point is -0 in whatever order the lanes reduce).
+//! NaN or +-Inf among normal values (the block's scale becomes NaN), signed zeros at the block
+//! minimum (the asymmetric zero point is -0 in whatever order the lanes reduce), tiny blocks
+//! (scales below 2^-126: the pre-scaled encode), and blocks at fp16's and bf16's largest values
+//! (decoded products past the output type's range saturate; +-max asymmetric ranges overflow).
 std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsigned seed) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -39,7 +41,7 @@ std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsi
       const std::int64_t b = c / block + r * 7;
       const std::int64_t i = c % block;
       float v = 0.0f;
-      switch (b % 9) {
+      switch (b % 12) {
       case 0: v = normal(gen); break;
       case 1: v = normal(gen) / (uni(gen) * uni(gen)); break; // heavy tail
       case 2: v = (c % block == 0) ? 448.0f * 3.0f : float(int(normal(gen) * 3.0f)) + 0.5f; break;
@@ -55,6 +57,9 @@ std::vector<float> make_data(std::int64_t rows, std::int64_t ld, int block, unsi
         break;
       }
       case 8: v = i % 3 == 0 ? -0.0f : i % 3 == 1 ? 0.0f : std::fabs(normal(gen)); break;
+      case 9: v = normal(gen) * ((b / 12) % 2 == 0 ? 1e-38f : 3e-41f); break; // tiny
+      case 10: v = (i == 0 ? 65504.0f : 65504.0f * uni(gen)) * (i % 2 ? -1.0f : 1.0f); break;
+      case 11: v = (i == 0 ? 3.38e38f : 3.38e38f * uni(gen)) * (i % 2 ? -1.0f : 1.0f); break;
       }
       x[size_t(r * ld + c)] = v;
     }
@@ -163,10 +168,11 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   std::vector<float> h_zeros(dev.zero_count);
   agoq::quantized_view hv{
       h_codes.data(), h_scales.data(), spec.symmetric ? nullptr : h_zeros.data(), rows, cols, spec};
-  agoq::ref::quantize(x.data(), ld, hv, seed);
+  agoq::ref::quantize(x.data(), agoq::leading_dim{ld}, hv, seed);
 
   // quantize
-  AGOQ_TRY(agoq::quantize(d_x, ld, dev.view(spec, rows, cols), seed, cudaStream_t{}));
+  AGOQ_TRY(
+      agoq::quantize(d_x, agoq::leading_dim{ld}, dev.view(spec, rows, cols), seed, cudaStream_t{}));
   AGOQ_CUDA_TRY(cudaDeviceSynchronize());
   const auto g_codes = dev.codes.download(), g_scales = dev.scales.download();
   ASSERT_EQ(0, std::memcmp(g_codes.data() + dev.off, h_codes.data(), h_codes.size()))
@@ -189,10 +195,11 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
   const std::int64_t out_ld = cols + out_pad;
   device_buffer<T> d_y(size_t(rows * out_ld) + 16 + elem_offset);
   d_y.fill_bytes(0x7f);
-  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr + elem_offset, out_ld, cudaStream_t{}));
+  AGOQ_TRY(agoq::dequantize(cv, d_y.ptr + elem_offset, agoq::leading_dim{out_ld}, cudaStream_t{}));
   std::vector<T> h_y(d_y.count);
   std::memset(static_cast<void*>(h_y.data()), 0x7f, h_y.size() * sizeof(T));
-  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data() + elem_offset, out_ld);
+  agoq::ref::dequantize(agoq::const_quantized_view(hv), h_y.data() + elem_offset,
+                        agoq::leading_dim{out_ld});
   const auto g_y = d_y.download();
   ASSERT_TRUE(same_values(g_y, h_y)) << "dequantize";
 
@@ -202,16 +209,17 @@ void check_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, st
     acc0[i] = float(int(i % 13)) * 0.25f;
   device_buffer<float> d_acc(acc0.size());
   d_acc.upload(acc0);
-  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr + elem_offset, out_ld, 0.5f, cudaStream_t{}));
+  AGOQ_TRY(agoq::dequantize_accumulate(cv, d_acc.ptr + elem_offset, agoq::leading_dim{out_ld}, 0.5f,
+                                       cudaStream_t{}));
   agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc0.data() + elem_offset,
-                                   out_ld, 0.5f);
+                                   agoq::leading_dim{out_ld}, 0.5f);
   const auto g_acc = d_acc.download();
   ASSERT_TRUE(same_values(g_acc, acc0)) << "dequantize_accumulate";
 
   // accumulate_requantize: buf := quantize(dequantize(buf) + x), with another seed.
-  AGOQ_TRY(
-      agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x, ld, seed + 1, cudaStream_t{}));
-  agoq::ref::accumulate_requantize(hv, x.data(), ld, seed + 1);
+  AGOQ_TRY(agoq::accumulate_requantize(dev.view(spec, rows, cols), d_x, agoq::leading_dim{ld},
+                                       seed + 1, cudaStream_t{}));
+  agoq::ref::accumulate_requantize(hv, x.data(), agoq::leading_dim{ld}, seed + 1);
   const auto g2_codes = dev.codes.download(), g2_scales = dev.scales.download();
   ASSERT_EQ(0, std::memcmp(g2_codes.data() + dev.off, h_codes.data(), h_codes.size()))
       << "acc codes";
@@ -369,28 +377,31 @@ TEST(quantize_gpu, refuses_bad_arguments_before_launch) {
   device_buffer<std::uint8_t> codes(256), scales(16);
   agoq::quantized_view v{codes.ptr, scales.ptr, nullptr, 2, 128, spec};
 
-  EXPECT_EQ(agoq::quantize(x.ptr, 100, v, 0, cudaStream_t{}), agoq::status::invalid_argument);
+  EXPECT_EQ(agoq::quantize(x.ptr, agoq::leading_dim{100}, v, 0, cudaStream_t{}),
+            agoq::status::invalid_argument);
   EXPECT_NE(std::string(agoq::last_error_message()).find("ld must be >= cols"), std::string::npos)
       << agoq::last_error_message();
 
   agoq::quantized_view bad_block = v;
   bad_block.spec.block = 100;
-  EXPECT_EQ(agoq::quantize(x.ptr, 128, bad_block, 0, cudaStream_t{}),
+  EXPECT_EQ(agoq::quantize(x.ptr, agoq::leading_dim{128}, bad_block, 0, cudaStream_t{}),
             agoq::status::invalid_argument);
   EXPECT_NE(std::string(agoq::last_error_message()).find("block"), std::string::npos);
 
   agoq::quantized_view no_codes = v;
   no_codes.codes = nullptr;
-  EXPECT_EQ(agoq::quantize(x.ptr, 128, no_codes, 0, cudaStream_t{}),
+  EXPECT_EQ(agoq::quantize(x.ptr, agoq::leading_dim{128}, no_codes, 0, cudaStream_t{}),
             agoq::status::invalid_argument);
   EXPECT_NE(std::string(agoq::last_error_message()).find("codes"), std::string::npos);
 
   agoq::quantized_view asym = v;
   asym.spec.symmetric = false;
-  EXPECT_EQ(agoq::quantize(x.ptr, 128, asym, 0, cudaStream_t{}), agoq::status::invalid_argument);
+  EXPECT_EQ(agoq::quantize(x.ptr, agoq::leading_dim{128}, asym, 0, cudaStream_t{}),
+            agoq::status::invalid_argument);
   EXPECT_NE(std::string(agoq::last_error_message()).find("zeros"), std::string::npos);
 
-  EXPECT_EQ(agoq::quantize(static_cast<const float*>(nullptr), 128, v, 0, cudaStream_t{}),
+  EXPECT_EQ(agoq::quantize(static_cast<const float*>(nullptr), agoq::leading_dim{128}, v, 0,
+                           cudaStream_t{}),
             agoq::status::invalid_argument);
   EXPECT_THROW(AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(v),
                                          static_cast<float*>(nullptr), cudaStream_t{})),
@@ -432,8 +443,8 @@ TEST(quantize_gpu, graph_capture_replays_the_same_bits) {
   agoq::quantized_view hv{hc.data(), hs.data(), nullptr, 1, n, spec};
   agoq::ref::quantize(x.data(), hv, 11);
   std::vector<float> acc(n, 0.0f);
-  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc.data(), n, 1.0f);
-  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc.data(), n, 1.0f);
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc.data(), 1.0f);
+  agoq::ref::dequantize_accumulate(agoq::const_quantized_view(hv), acc.data(), 1.0f);
   EXPECT_EQ(0, std::memcmp(q.codes.download().data(), hc.data(), hc.size()));
   EXPECT_TRUE(same_values(d_acc.download(), acc));
   cudaGraphExecDestroy(exec);

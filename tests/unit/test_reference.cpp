@@ -2,6 +2,7 @@
 // The host reference quantizer: error bounds, stochastic-rounding bias, special blocks, tails,
 // 2-D strides, argument validation and the fused forms, checked against independent oracles.
 #include "agoq/quant/reference.hpp"
+#include "common/host_qtensor.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -31,33 +32,7 @@ const format all_formats[] = {format::int2,     format::int3,    format::int4, f
                               format::fp8_e5m2, format::fp4_e2m1};
 const int all_blocks[] = {32, 64, 128, 256};
 
-struct qtensor {
-  std::vector<std::uint8_t> codes, scales;
-  std::vector<float> zeros;
-  agoq::quantized_view v;
-  qtensor(const quant_spec& s, std::int64_t rows, std::int64_t cols)
-      : codes(agoq::codes_bytes(s, rows, cols), 0xAB), scales(agoq::scales_bytes(s, rows, cols)),
-        zeros(std::size_t(agoq::scales_count(s, rows, cols))) {
-    v.codes = codes.data();
-    v.scales = scales.data();
-    v.zeros = s.symmetric ? nullptr : zeros.data();
-    v.rows = rows;
-    v.cols = cols;
-    v.spec = s;
-  }
-  float scale(std::int64_t bi) const { return agoq::load_scale(scales.data(), bi, v.spec.scale); }
-  // code j of block bi, unpacked independently of the library (bit stream read)
-  int code(std::int64_t bi, int j) const {
-    const int bits = agoq::bits_of(v.spec.format);
-    const std::size_t base = std::size_t(bi * agoq::block_code_bytes(v.spec));
-    int c = 0;
-    for (int k = 0; k < bits; ++k) {
-      const int b = j * bits + k;
-      c |= ((codes[base + std::size_t(b / 8)] >> (b % 8)) & 1) << k;
-    }
-    return c;
-  }
-};
+using agoq_test::qtensor;
 
 template <class T> T cvt(float x);
 template <> float cvt<float>(float x) { return x; }
@@ -314,7 +289,7 @@ TEST(Reference, TwoDimensionalStrideEqualsRowByRow) {
       quant_spec s{f, 64, scale_kind::fp32, rounding::nearest_even, sym};
       const std::vector<__nv_bfloat16> x = make_data<__nv_bfloat16>(rows * ld, 64, 8);
       qtensor q(s, rows, cols);
-      agoq::ref::quantize(x.data(), ld, q.v);
+      agoq::ref::quantize(x.data(), agoq::leading_dim{ld}, q.v);
       const std::size_t rb = agoq::codes_bytes(s, 1, cols), rs = agoq::scales_bytes(s, 1, cols);
       for (std::int64_t r = 0; r < rows; ++r) {
         qtensor q1(s, 1, cols);
@@ -330,7 +305,7 @@ TEST(Reference, TwoDimensionalStrideEqualsRowByRow) {
       // strided output equals contiguous output
       std::vector<__nv_bfloat16> y(std::size_t(rows * ld), cvt<__nv_bfloat16>(-7.0f)),
           yc(std::size_t(rows * cols));
-      agoq::ref::dequantize(q.v, y.data(), ld);
+      agoq::ref::dequantize(q.v, y.data(), agoq::leading_dim{ld});
       agoq::ref::dequantize(q.v, yc.data());
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t c = 0; c < ld; ++c)
@@ -345,8 +320,8 @@ TEST(Reference, TwoDimensionalStrideEqualsRowByRow) {
     for (std::int64_t c = 0; c < cols; ++c)
       xc[std::size_t(r * cols + c)] = x[std::size_t(r * ld + c)];
   qtensor a(s, rows, cols), b(s, rows, cols);
-  agoq::ref::quantize(x.data(), ld, a.v, 77);
-  agoq::ref::quantize(xc.data(), cols, b.v, 77);
+  agoq::ref::quantize(x.data(), agoq::leading_dim{ld}, a.v, 77);
+  agoq::ref::quantize(xc.data(), agoq::leading_dim{cols}, b.v, 77);
   EXPECT_EQ(a.codes, b.codes);
   EXPECT_EQ(a.scales, b.scales);
 }
@@ -365,7 +340,7 @@ TEST(Reference, InvalidArgumentsThrow) {
   qtensor q(s, 2, 40);
   std::vector<float> x(100), acc(100);
   auto v = q.v;
-  expect_throw_naming([&] { agoq::ref::quantize(x.data(), 39, v); }, "ld");
+  expect_throw_naming([&] { agoq::ref::quantize(x.data(), agoq::leading_dim{39}, v); }, "ld");
   expect_throw_naming([&] { agoq::ref::quantize<float>(nullptr, v); }, "x");
   auto bad = v;
   bad.codes = nullptr;
@@ -378,7 +353,8 @@ TEST(Reference, InvalidArgumentsThrow) {
   expect_throw_naming([&] { agoq::ref::quantize(x.data(), bad); }, "rows");
   bad = v;
   bad.cols = -3;
-  expect_throw_naming([&] { agoq::ref::dequantize_accumulate(bad, acc.data(), 0); }, "cols");
+  expect_throw_naming(
+      [&] { agoq::ref::dequantize_accumulate(bad, acc.data(), agoq::leading_dim{0}); }, "cols");
   bad = v;
   bad.spec.block = 48;
   expect_throw_naming([&] { agoq::ref::quantize(x.data(), bad); }, "block");
@@ -390,7 +366,8 @@ TEST(Reference, InvalidArgumentsThrow) {
   bad.spec.symmetric = false; // zeros still null
   expect_throw_naming([&] { agoq::ref::accumulate_requantize(bad, x.data()); }, "zeros");
   expect_throw_naming([&] { agoq::ref::dequantize<float>(v, nullptr); }, "y");
-  expect_throw_naming([&] { agoq::ref::dequantize_accumulate(v, nullptr, 40); }, "acc");
+  expect_throw_naming([&] { agoq::ref::dequantize_accumulate(v, nullptr, agoq::leading_dim{40}); },
+                      "acc");
   // a zero count is a no-op, even with null pointers
   agoq::quantized_view empty;
   empty.spec = s;
@@ -417,7 +394,7 @@ TEST(Reference, DequantizeAccumulateDefinition) {
       for (int c = 0; c < 100; ++c)
         expect[std::size_t(r * 110 + c)] =
             std::fma(d[std::size_t(r * 100 + c)], -0.75f, expect[std::size_t(r * 110 + c)]);
-    agoq::ref::dequantize_accumulate(q.v, acc.data(), 110, -0.75f);
+    agoq::ref::dequantize_accumulate(q.v, acc.data(), agoq::leading_dim{110}, -0.75f);
     for (std::size_t i = 0; i < acc.size(); ++i)
       ASSERT_EQ(acc[i], expect[i]) << i;
   }
@@ -441,7 +418,7 @@ TEST(Reference, AccumulateRequantizeDefinition) {
       for (std::int64_t c = 0; c < cols; ++c)
         d[std::size_t(r * cols + c)] += __half2float(add[std::size_t(r * ld + c)]);
     agoq::ref::quantize(d.data(), expect.v, 99);
-    agoq::ref::accumulate_requantize(buf.v, add.data(), ld, 99);
+    agoq::ref::accumulate_requantize(buf.v, add.data(), agoq::leading_dim{ld}, 99);
     EXPECT_EQ(buf.codes, expect.codes);
     EXPECT_EQ(buf.scales, expect.scales);
     EXPECT_EQ(buf.zeros, expect.zeros);

@@ -74,7 +74,7 @@ __global__ static void __launch_bounds__(256)
     comm_store_kernel(const float* __restrict__ acc, std::int64_t n, T* __restrict__ y) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    y[i] = from_float<T>(acc[i]);
+    y[i] = to_output<T>(acc[i]);
 }
 
 } // namespace detail

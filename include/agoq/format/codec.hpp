@@ -10,17 +10,25 @@
 //!   {scale = block_scale(amax, qmax, spec.scale), inv = inverse_scale(scale), zero = 0}, with
 //!   qmax = 2^(N-1)-1 for int N, 448 (E4M3), 57344 (E5M2), 6 (E2M1).
 //! - Asymmetric int N: mn/mx = NaN-propagating min/max, -0 below +0; params =
-//!   {scale = (mx - mn) / (2^N - 1), inv = inverse_scale(scale), zero = mn}. (A range that
-//!   overflows fp32 gives scale +Inf, which decodes to NaN: an overflow signal.)
+//!   {scale = (mx - mn) / (2^N - 1), inv = inverse_scale(scale), zero = mn}. A range mx - mn that
+//!   overflows fp32 is computed in quarters: scale = 4 ((mx/4 - mn/4) / (2^N - 1)), pre = 1/4.
 //! - A block holding NaN or +-Inf gets scale = quiet NaN (asymmetric: zero NaN too; stored E8M0:
 //!   0xFF) and every code 0, so it decodes to NaN. An all-zero block gets scale 0 (E8M0: code 0),
 //!   codes 0, and decodes to 0.
 //! - Encode (per element, u from philox_uniform(seed, row * cols + col) when stochastic):
-//!   ints: see int.hpp. FP formats: v = x * inv (fp32), code = encode(v) (RNE, satfinite; see
-//!   fp8.hpp/fp4.hpp) or encode_sr(v, u). In every format a NaN scale, or a NaN product (only
-//!   0 * Inf, when scale < 2^-128 makes inv = +Inf), gives code 0; FP formats also give code 0
-//!   (not the -0 code) for every element of a block whose scale is 0 (integers get 0 anyway).
-//! - Decode: ints see int.hpp; FP formats: x = decode(code) * scale (fp32 multiply).
+//!   ints: see int.hpp, with x (and zero) first multiplied by the block's `pre`; FP formats:
+//!   v = (x * pre) * inv (fp32), code = encode(v) (RNE, satfinite; see fp8.hpp/fp4.hpp) or
+//!   encode_sr(v, u). `pre` is a power of two, 1 for almost every block: a scale below 2^-126
+//!   (tiny blocks) gets pre = 2^64 and inv = 1 / (scale 2^64), because 1 / scale would overflow
+//!   to +Inf below 2^-128; a block whose range overflows fp32 (asymmetric) gets pre = 1/4. Both
+//!   multiplies by pre are exact (bar subnormals under pre = 1/4), so the codes are those of
+//!   x / scale computed with an unbounded exponent: tiny blocks keep their relative accuracy.
+//!   In every format a NaN scale gives code 0; FP formats also give code 0 (not the -0 code)
+//!   for every element of a block whose scale is 0 (integers get 0 anyway).
+//! - Decode: ints see int.hpp; FP formats: x = decode(code) * scale (fp32 multiply); then
+//!   saturate_finite: a product that overflows fp32 becomes +-FLT_MAX, so finite blocks never
+//!   decode to Inf (NaN blocks still decode to NaN). Narrowing to bf16/fp16 saturates the same
+//!   way (format/element.hpp, to_output).
 #pragma once
 
 #include "agoq/config.hpp"
@@ -38,34 +46,48 @@
 
 namespace agoq {
 
-//! The per-block numbers an encoder or decoder needs. zero is 0 for symmetric formats.
+//! The per-block numbers an encoder or decoder needs. zero is 0 for symmetric formats. The
+//! encoder's value is (x * pre - zero * pre) * inv; decoders use scale and zero only.
 struct block_params {
   float scale = 0.0f; //!< decode multiplier (NaN for a block holding NaN/Inf)
-  float inv = 0.0f;   //!< encode multiplier: 0 if scale == 0, else 1.0f / scale
+  float inv = 0.0f;   //!< encode multiplier: 0 if scale == 0 or NaN, else 1 / (scale * pre)
   float zero = 0.0f;  //!< asymmetric zero point (the block minimum)
+  float pre = 1.0f;   //!< power of two applied to x first: 1, 2^64 (tiny scale) or 1/4
 };
 
 namespace detail {
 //! One step of the NaN-propagating absmax: nan_max(acc, |x|). Start from acc = 0.
 AGOQ_HOST_DEVICE float absmax_step(float acc, float x) noexcept { return nan_max(acc, abs_f(x)); }
 
-//! Parameters for decoding from a stored scale (and zero point).
-AGOQ_HOST_DEVICE block_params params_from_stored(float scale, float zero = 0.0f) noexcept {
-  return block_params{scale, inverse_scale(scale), zero};
+//! Block parameters for a finite scale s >= 0 (or NaN) and zero point: inv = 0 for s == 0 or
+//! NaN (codes 0); pre = 2^64 below the smallest normal scale, where 1 / s could overflow.
+AGOQ_HOST_DEVICE block_params params_for_scale(float s, float zero) noexcept {
+  if (s == 0.0f || is_nan(s)) return block_params{s, 0.0f, zero, 1.0f};
+  if (s < 1.17549435e-38f) // 2^-126
+    return block_params{s, div_rn(1.0f, mul_rn(s, 0x1p64f)), zero, 0x1p64f};
+  return block_params{s, div_rn(1.0f, s), zero, 1.0f};
 }
 
-//! Symmetric block parameters from the block amax.
+//! Parameters for decoding from a stored scale (and zero point).
+AGOQ_HOST_DEVICE block_params params_from_stored(float scale, float zero = 0.0f) noexcept {
+  return params_for_scale(scale, zero);
+}
+
+//! Symmetric block parameters from the block amax (an all-zero block: scale 0, codes 0).
 AGOQ_HOST_DEVICE block_params symmetric_params(float amax, float qmax, scale_kind kind) noexcept {
-  const float s = block_scale(amax, qmax, kind);
-  // all-zero (and NaN) blocks encode with inv = 0 (codes 0), whatever the stored scale
-  return block_params{s, (amax == 0.0f || is_nan(s)) ? 0.0f : inverse_scale(s), 0.0f};
+  return params_for_scale(block_scale(amax, qmax, kind), 0.0f);
 }
 
 //! Asymmetric block parameters from the block minimum and maximum.
 AGOQ_HOST_DEVICE block_params asymmetric_params(float mn, float mx, float qmax) noexcept {
-  if (is_nonfinite(mn) || is_nonfinite(mx)) return block_params{quiet_nan(), 0.0f, quiet_nan()};
-  const float s = div_rn(sub_rn(mx, mn), qmax);
-  return block_params{s, inverse_scale(s), mn};
+  if (is_nonfinite(mn) || is_nonfinite(mx))
+    return block_params{quiet_nan(), 0.0f, quiet_nan(), 1.0f};
+  const float range = sub_rn(mx, mn);
+  if (is_nonfinite(range)) { // mx - mn > FLT_MAX: in quarters, where it fits (qmax >= 3)
+    const float s4 = div_rn(sub_rn(mul_rn(mx, 0.25f), mul_rn(mn, 0.25f)), qmax);
+    return block_params{mul_rn(s4, 4.0f), div_rn(1.0f, s4), mn, 0.25f};
+  }
+  return params_for_scale(div_rn(range, qmax), mn);
 }
 
 template <format F> struct fp_impl;
@@ -96,11 +118,11 @@ template <format F> struct codec<F, true, true> {
     // A NaN-scale block has inv = 0, so x * inv is 0 or NaN and encodes to 0 without this test;
     // the device skips it (one instruction per element fewer), the host states the rule.
     if (!AGOQ_IS_DEVICE_CODE() && detail::is_nan(p.scale)) return 0;
-    return impl::encode(x, p.inv);
+    return impl::encode(detail::mul_rn(x, p.pre), p.inv);
   }
   AGOQ_HOST_DEVICE static std::uint8_t encode_sr(float x, const block_params& p, float u) noexcept {
     if (detail::is_nan(p.scale)) return 0;
-    return impl::encode_sr(x, p.inv, u);
+    return impl::encode_sr(detail::mul_rn(x, p.pre), p.inv, u);
   }
   template <rounding R>
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, const block_params& p, float u) noexcept {
@@ -110,7 +132,7 @@ template <format F> struct codec<F, true, true> {
       return encode(x, p);
   }
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, const block_params& p) noexcept {
-    return impl::decode(c, p.scale);
+    return detail::saturate_finite(impl::decode(c, p.scale));
   }
 };
 
@@ -127,11 +149,11 @@ template <format F> struct codec<F, false, true> {
   }
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, const block_params& p) noexcept {
     if (!AGOQ_IS_DEVICE_CODE() && detail::is_nan(p.scale)) return 0; // see the symmetric codec
-    return impl::encode(x, p.zero, p.inv);
+    return impl::encode(detail::mul_rn(x, p.pre), detail::mul_rn(p.zero, p.pre), p.inv);
   }
   AGOQ_HOST_DEVICE static std::uint8_t encode_sr(float x, const block_params& p, float u) noexcept {
     if (detail::is_nan(p.scale)) return 0;
-    return impl::encode_sr(x, p.zero, p.inv, u);
+    return impl::encode_sr(detail::mul_rn(x, p.pre), detail::mul_rn(p.zero, p.pre), p.inv, u);
   }
   template <rounding R>
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, const block_params& p, float u) noexcept {
@@ -141,7 +163,7 @@ template <format F> struct codec<F, false, true> {
       return encode(x, p);
   }
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, const block_params& p) noexcept {
-    return impl::decode(c, p.scale, p.zero);
+    return detail::saturate_finite(impl::decode(c, p.scale, p.zero));
   }
 };
 
@@ -159,7 +181,7 @@ template <format F> struct codec<F, true, false> {
     return detail::symmetric_params(amax, qmax, kind);
   }
   AGOQ_HOST_DEVICE static std::uint8_t encode(float x, const block_params& p) noexcept {
-    const float v = detail::mul_rn(x, p.inv);
+    const float v = detail::mul_rn(detail::mul_rn(x, p.pre), p.inv);
 #if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
     if constexpr (F != format::fp4_e2m1) {
       // Blocks from symmetric_params have inv == 0 exactly when the scale is 0 or NaN, so this is
@@ -173,7 +195,7 @@ template <format F> struct codec<F, true, false> {
     return impl::encode(v);
   }
   AGOQ_HOST_DEVICE static std::uint8_t encode_sr(float x, const block_params& p, float u) noexcept {
-    const float v = detail::mul_rn(x, p.inv);
+    const float v = detail::mul_rn(detail::mul_rn(x, p.pre), p.inv);
     if (p.scale == 0.0f || detail::is_nan(p.scale) || detail::is_nan(v)) return 0;
     return impl::encode_sr(v, u);
   }
@@ -187,11 +209,12 @@ template <format F> struct codec<F, true, false> {
   AGOQ_HOST_DEVICE static float decode(std::uint8_t c, const block_params& p) noexcept {
 #if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
     if constexpr (F != format::fp4_e2m1) // cvt.rn.f16x2.e4m3x2/e5m2x2: exact, as impl::decode
-      return detail::mul_rn(__half2float(__half(__nv_cvt_fp8_to_halfraw(
-                                c, F == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2))),
-                            p.scale);
+      return detail::saturate_finite(
+          detail::mul_rn(__half2float(__half(__nv_cvt_fp8_to_halfraw(
+                             c, F == format::fp8_e4m3 ? __NV_E4M3 : __NV_E5M2))),
+                         p.scale));
 #endif
-    return detail::mul_rn(impl::decode(c), p.scale);
+    return detail::saturate_finite(detail::mul_rn(impl::decode(c), p.scale));
   }
 };
 

@@ -4,10 +4,12 @@
 //! value at a time, on the host and the device alike: widening is exact, narrowing rounds to
 //! nearest even. The host reference, the collectives' executor kernels and the benchmarks all
 //! convert through these (the quantizer kernels convert 16 packed values at once, see
-//! quant/kernels.cuh).
+//! quant/kernels.cuh). from_float is the plain conversion; to_output the saturating one that
+//! every value agoq writes out goes through.
 #pragma once
 
 #include "agoq/config.hpp"
+#include "agoq/format/scale.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -24,6 +26,35 @@ template <> AGOQ_HOST_DEVICE float from_float<float>(float x) { return x; }
 template <> AGOQ_HOST_DEVICE __half from_float<__half>(float x) { return __float2half_rn(x); }
 template <> AGOQ_HOST_DEVICE __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
+}
+
+//! x as agoq stores an output of type T (decoded values, all-reduce results). To bf16/fp16:
+//! nearest even, saturating at T's largest finite value (a value that would round to +-Inf,
+//! and +-Inf itself, give +-max; NaN stays NaN), as cvt.rn.satfinite does on the device
+//! (sm_80+). To float: x itself (decoded values are already finite: codec.hpp's decode).
+template <class T> AGOQ_HOST_DEVICE T to_output(float x);
+template <> AGOQ_HOST_DEVICE float to_output<float>(float x) { return x; }
+template <> AGOQ_HOST_DEVICE __half to_output<__half>(float x) {
+#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  std::uint16_t r;
+  asm("cvt.rn.satfinite.f16.f32 %0, %1;" : "=h"(r) : "f"(x));
+  return __ushort_as_half(r);
+#else
+  const __half h = __float2half_rn(x);
+  if (is_nan(x) || !__hisinf(h)) return h;
+  return __ushort_as_half(x > 0.0f ? 0x7BFFu : 0xFBFFu); // +-65504
+#endif
+}
+template <> AGOQ_HOST_DEVICE __nv_bfloat16 to_output<__nv_bfloat16>(float x) {
+#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  std::uint16_t r;
+  asm("cvt.rn.satfinite.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+  return __ushort_as_bfloat16(r);
+#else
+  const __nv_bfloat16 b = __float2bfloat16_rn(x);
+  if (is_nan(x) || !__hisinf(b)) return b;
+  return __ushort_as_bfloat16(x > 0.0f ? 0x7F7Fu : 0xFF7Fu); // +-3.3895e38
+#endif
 }
 
 } // namespace detail

@@ -13,10 +13,20 @@
 //! - Scales: one per block, row-major (rows x blocks_per_row); fp32 for scale_kind::fp32 and
 //!   scale_kind::pow2, one E8M0 byte for scale_kind::e8m0.
 //! - Zero points (asymmetric integers only): one fp32 block minimum per block, same indexing.
+//!
+//! Numeric edges (the rules in format/codec.hpp; host and GPU alike, bit for bit):
+//! - A block of finite values never decodes to +-Inf or NaN: a decoded product that overflows
+//!   fp32 saturates at +-FLT_MAX, and writing an output of bf16/fp16 rounds to nearest even and
+//!   saturates at that type's largest finite value (65504 for fp16), as cvt.rn.satfinite does.
+//!   (fp32 sums that overflow, in dequantize_accumulate or the all-reduce, follow fp32 rules.)
+//! - A block of tiny values keeps its relative accuracy: scales below 2^-126 encode exactly as
+//!   if fp32 had an unbounded exponent (a power-of-two pre-scale), down to fp32 subnormals.
+//! - A block holding NaN or +-Inf decodes to NaN (scale NaN, codes 0); an all-zero block decodes
+//!   to zeros (scale 0).
 #pragma once
 
 #include "agoq/config.hpp"
-#include "agoq/error.hpp"
+#include "agoq/status.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -165,14 +175,18 @@ constexpr const char* validate(const quant_spec& s) noexcept {
   if (bits_of(s.format) == 0) return "spec.format is not a known format";
   if (!s.symmetric && !is_integer(s.format))
     return "spec.symmetric may be false only for integer formats (int2..int8)";
+  if (s.scale != scale_kind::fp32 && s.scale != scale_kind::pow2 && s.scale != scale_kind::e8m0)
+    return "spec.scale is not a known scale_kind (fp32, pow2 or e8m0)";
+  if (s.rounding != rounding::nearest_even && s.rounding != rounding::stochastic)
+    return "spec.rounding is not a known rounding (nearest_even or stochastic)";
   if (s.scale != scale_kind::fp32 && !s.symmetric)
     return "spec.scale must be fp32 for asymmetric integer formats";
   return nullptr;
 }
 
-//! Blocks in one row of `cols` elements.
+//! Blocks in one row of `cols` elements: ceil(cols / block), exact for every cols >= 0.
 constexpr std::int64_t blocks_per_row(const quant_spec& s, std::int64_t cols) noexcept {
-  return (cols + s.block - 1) / s.block;
+  return cols > 0 ? (cols - 1) / s.block + 1 : (cols + s.block - 1) / s.block;
 }
 
 //! Bytes of codes for one block.
@@ -180,7 +194,33 @@ constexpr std::int64_t block_code_bytes(const quant_spec& s) noexcept {
   return std::int64_t(s.block) * bits_of(s.format) / 8;
 }
 
-//! Bytes of codes for a rows x cols tensor (tail blocks padded to a whole block).
+//! A null message if a rows x cols tensor of spec `s` (valid, see `validate`) has exact size
+//! queries, else a sentence naming the argument and the rule it broke: rows and cols must be
+//! >= 0, and the padded element count rows x blocks_per_row(s, cols) x s.block must fit in
+//! std::int64_t (then rows x cols, the codes, scales and zeros byte counts and every element and
+//! block index fit too). The launchers (quant/quantize.cuh) and agoq::ref refuse other shapes
+//! with it. Example: `validate_shape(spec, 1 << 20, 4096) == nullptr`, while rows = cols = 2^32
+//! is refused (codes_bytes would wrap to 0).
+constexpr const char* validate_shape(const quant_spec& s, std::int64_t rows,
+                                     std::int64_t cols) noexcept {
+  if (rows < 0) return "rows must be >= 0";
+  if (cols < 0) return "cols must be >= 0";
+  const std::int64_t nb = blocks_per_row(s, cols);
+  if (nb > INT64_MAX / s.block || (rows > 0 && nb * s.block > INT64_MAX / rows))
+    return "rows x cols is too large: rows x ceil(cols / spec.block) x spec.block must fit in "
+           "std::int64_t (the byte counts would overflow)";
+  return nullptr;
+}
+
+//! Domain of the size queries below (codes_bytes, scales_count, scales_bytes, zeros_bytes and
+//! their 1-D forms): they are exact for a valid spec and a shape that validate_shape accepts
+//! (rows, cols >= 0 and rows x blocks_per_row x block <= INT64_MAX). They stay constexpr and
+//! noexcept, so outside that domain they do not check: the arithmetic wraps and the result means
+//! nothing. Check a shape that comes from outside with validate_shape first (the launchers and
+//! agoq::ref do, and refuse it with invalid_argument).
+
+//! Bytes of codes for a rows x cols tensor (tail blocks padded to a whole block). Exact in the
+//! domain above.
 constexpr std::size_t codes_bytes(const quant_spec& s, std::int64_t rows,
                                   std::int64_t cols) noexcept {
   return std::size_t(rows * blocks_per_row(s, cols) * block_code_bytes(s));
@@ -204,7 +244,8 @@ constexpr std::int64_t scales_count(const quant_spec& s, std::int64_t count) noe
 constexpr int scale_bytes(const quant_spec& s) noexcept {
   return s.scale == scale_kind::e8m0 ? 1 : 4;
 }
-//! Bytes of the scales of a rows x cols tensor (scales_count x scale_bytes).
+//! Bytes of the scales of a rows x cols tensor (scales_count x scale_bytes). Exact in the domain
+//! above.
 //! Example: `scales_bytes(quant_spec{format::int8, 128}, 4096)` is 32 * 4 = 128.
 constexpr std::size_t scales_bytes(const quant_spec& s, std::int64_t rows,
                                    std::int64_t cols) noexcept {

@@ -7,8 +7,9 @@
 //! (the low N bits of a uint8). Given the block's inv (0 if scale == 0, else 1.0f / scale):
 //!   nearest_even: q = rint(x * inv)                  (fp32 multiply, round half to even)
 //!   stochastic:   q = floor(fmaf(x, inv, u))          (u from Philox, see philox.hpp)
-//!   then clamped to [-qmax, qmax]; a NaN (only 0 * Inf when scale < 2^-128) gives q = 0.
-//!   decode: x = float(q) * scale                     (fp32 multiply)
+//!   then clamped to [-qmax, qmax]; a NaN product gives q = 0. (codec.hpp first multiplies x
+//!   by the block's power-of-two `pre`, which keeps inv finite for tiny scales.)
+//!   decode: x = float(q) * scale                     (fp32 multiply; codec.hpp saturates it)
 //! Asymmetric int N: codes unsigned in [0, 2^N - 1]; zero = block minimum, scale =
 //! (max - min) / (2^N - 1):
 //!   nearest_even: q = rint((x - zero) * inv); stochastic: q = floor(fmaf(x - zero, inv, u));

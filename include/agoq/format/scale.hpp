@@ -147,11 +147,27 @@ AGOQ_HOST_DEVICE float nan_min(float a, float b) noexcept {
   return a < b ? a : b;
 }
 
-//! Reciprocal used by every encoder: 0 when s == 0, else 1.0f / s (IEEE fp32 division). A NaN
-//! scale gives NaN; a scale below 2^-128 gives +Inf (the encoders map the resulting NaN product
-//! 0 * Inf to code 0).
+//! Reciprocal: 0 when s == 0, else 1.0f / s (IEEE fp32 division). A NaN scale gives NaN; a
+//! scale below 2^-128 gives +Inf, which is why encoders take block_params' pre-scaled inverse
+//! (format/codec.hpp) instead of this for such scales.
 AGOQ_HOST_DEVICE float inverse_scale(float s) noexcept {
   return s == 0.0f ? 0.0f : div_rn(1.0f, s);
+}
+
+//! The largest finite fp32 value, 0x7F7FFFFF.
+AGOQ_HOST_DEVICE float max_finite_f() noexcept { return bits_to_float(0x7F7FFFFFu); }
+
+//! x with +-Inf replaced by +-FLT_MAX; NaN and finite values unchanged. Every decoded value
+//! goes through it, so a block of finite values never decodes to Inf (format/codec.hpp).
+AGOQ_HOST_DEVICE float saturate_finite(float x) noexcept {
+#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  float r; // min/max.NaN keep a NaN (fminf/fmaxf would replace it by the other operand)
+  asm("min.NaN.f32 %0, %1, 0f7F7FFFFF;\n\tmax.NaN.f32 %0, %0, 0fFF7FFFFF;" : "=f"(r) : "f"(x));
+  return r;
+#else
+  const float m = max_finite_f();
+  return x > m ? m : x < -m ? -m : x; // NaN compares false both times and passes through
+#endif
 }
 
 } // namespace detail

@@ -21,6 +21,7 @@
 
 #include "agoq/config.hpp"
 #include "agoq/format/codec.hpp"
+#include "agoq/format/element.hpp"
 #include "agoq/format/philox.hpp"
 #include "agoq/quant/pipeline.cuh"
 #include "agoq/quant/tuning.cuh"
@@ -150,28 +151,42 @@ template <class T> AGOQ_DEVICE void to_floats(const raw16<T>& r, float (&v)[chun
   }
 }
 
+//! v as T's bits, as to_output<T> (format/element.hpp) rounds it: nearest even, saturating.
 template <class T> AGOQ_DEVICE std::uint16_t to_bits16(float v) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    return __bfloat16_as_ushort(to_output<__nv_bfloat16>(v));
   else
-    return __half_as_ushort(__float2half_rn(v));
+    return __half_as_ushort(to_output<__half>(v));
 }
 
-//! 16 values rounded to T (nearest-even) as raw bits.
+//! [to_bits16(hi) | to_bits16(lo)] in one conversion (cvt.rn.satfinite.{bf16x2,f16x2}.f32).
+template <class T> AGOQ_DEVICE std::uint32_t to_bits16x2(float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  std::uint32_t r;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    asm("cvt.rn.satfinite.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  else
+    asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+#else
+  return std::uint32_t(to_bits16<T>(lo)) | std::uint32_t(to_bits16<T>(hi)) << 16;
+#endif
+}
+
+//! 16 values as T's raw bits, rounded as to_output<T> does (2-byte T: nearest even, saturating).
 template <class T> AGOQ_DEVICE raw16<T> pack_raw16(const float (&v)[chunk_elems]) {
   raw16<T> r;
 #pragma unroll
   for (int j = 0; j < int(4 * sizeof(T)); ++j) {
     if constexpr (sizeof(T) == 2)
-      r.w[j] = std::uint32_t(to_bits16<T>(v[2 * j])) | std::uint32_t(to_bits16<T>(v[2 * j + 1]))
-                                                           << 16;
+      r.w[j] = to_bits16x2<T>(v[2 * j], v[2 * j + 1]);
     else
       r.w[j] = __float_as_uint(v[j]);
   }
   return r;
 }
 
-//! Stores the first `valid` of 16 values, rounded to T (nearest-even).
+//! Stores the first `valid` of 16 values, rounded as to_output<T> does.
 template <class T>
 AGOQ_DEVICE void store16(T* p, int valid, bool vec, const float (&v)[chunk_elems]) {
   if (vec && valid == chunk_elems) {
@@ -442,13 +457,18 @@ template <class C> inline constexpr bool int_codec_v = is_integer(C::format_v);
 inline constexpr std::uint32_t round_magic_bits = 0x4B400000u;
 
 //! True when an integer block's nearest-even codes need no clamp: with a normal, finite scale
-//! s = RN(range / qmax) and inv = RN(1 / s) (or a power-of-two scale rounded up), every
-//! |x * inv| (asymmetric: (x - zero) * inv, which is >= 0) is at most
+//! s = RN(range / qmax), pre = 1 and inv = RN(1 / s) (or a power-of-two scale rounded up),
+//! every |x * inv| (asymmetric: (x - zero) * inv, which is >= 0) is at most
 //! qmax * (1 + 2^-24)^2 / (1 - 2^-24) < qmax + 0.5, so rint stays in range and no product is
-//! NaN. Subnormal, zero, Inf and NaN scales take the per-element path.
+//! NaN. Subnormal, zero, Inf and NaN scales and pre != 1 take the per-element path.
 AGOQ_DEVICE bool int_block_in_range(const block_params& bp) {
-  return bp.scale >= 1.17549435e-38f && bp.scale <= 3.40282347e38f;
+  return bp.scale >= 1.17549435e-38f && bp.scale <= 3.40282347e38f && bp.pre == 1.0f;
 }
+
+//! True when a decoded chunk may hold a product that overflows fp32 (or the scale is NaN), so
+//! the fast decoders saturate it as C::decode does: below 2^100, |code| * scale (+ zero) stays
+//! far from FLT_MAX for every format.
+AGOQ_DEVICE bool decode_may_overflow(const block_params& bp) { return !(bp.scale < 0x1p100f); }
 
 //! Impl::encode(v) (Stochastic: Impl::encode_sr(v, u)) of a finite v for the small float
 //! formats (format/fp8.hpp), without the reference's per-element branches and division. With
@@ -483,7 +503,7 @@ template <class Impl, bool Stochastic> AGOQ_DEVICE std::uint32_t minifloat_code(
 //! codes'; that add rounds up, which keeps ceil(frac 2^16) and so every decision (fp32
 //! subnormal t included, as nothing here flushes to zero). Magnitudes at or above the largest
 //! finite one, +-Inf too, stay there (the reference saturates them). t must not be NaN (fminf
-//! would make it the largest value): encode_chunk calls it only with a finite non-zero inv.
+//! would make it the largest value): encode_chunk calls it only with a non-zero inv, pre = 1.
 template <class Impl, bool Hi> AGOQ_DEVICE float minifloat_sr_grid(float t, std::uint32_t w) {
   constexpr int F = 23 - Impl::man_bits, s = F - 16;
   const float min_normal = __uint_as_float(std::uint32_t(127 + Impl::emin) << 23);
@@ -581,12 +601,12 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
   if constexpr (C::format_v == format::fp8_e4m3 || C::format_v == format::fp8_e5m2) {
-    // With a finite non-zero inv every x * inv is finite or +-Inf (a NaN or Inf input makes the
-    // block's scale NaN and inv 0), so C::encode is exactly cvt.rn.satfinite: convert two values
-    // per instruction. Stochastic rounding first moves each value onto the format's grid
+    // With a non-zero inv and pre = 1 every x * inv is finite or +-Inf (a NaN or Inf input makes
+    // the block's scale NaN and inv 0), so C::encode is exactly cvt.rn.satfinite: convert two
+    // values per instruction. Stochastic rounding first moves each value onto the format's grid
     // (minifloat_sr_grid), where the conversion is exact. Elements past `valid` are +0 and
-    // encode to 0 as required.
-    if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
+    // encode to 0 as required. Tiny blocks (pre = 2^64) take the per-element path.
+    if (bp.inv != 0.0f && bp.pre == 1.0f) {
       float t[chunk_elems];
 #pragma unroll
       for (int i = 0; i < chunk_elems; ++i)
@@ -616,9 +636,9 @@ AGOQ_DEVICE chunk_codes encode_chunk(const float (&v)[chunk_elems], int valid,
 #endif
   if constexpr (!int_codec_v<C>) {
     // The small float formats where no conversion instruction did it above (FP4, and FP8
-    // before sm_89): minifloat_code, the reference's codes bit for bit. With a finite non-zero
-    // inv every x * inv is finite or +-Inf, as above; Inf saturates.
-    if (bp.inv != 0.0f && !is_nonfinite(bp.inv)) {
+    // before sm_89): minifloat_code, the reference's codes bit for bit. With a non-zero inv and
+    // pre = 1 every x * inv is finite or +-Inf, as above; Inf saturates.
+    if (bp.inv != 0.0f && bp.pre == 1.0f) {
       using impl = typename C::impl;
       std::uint32_t c[chunk_elems];
       if (rnd == rounding::stochastic) {
@@ -721,6 +741,11 @@ AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
       const float q = sub_rn(bits_to_float(bits), bias);
       v[i] = C::symmetric ? mul_rn(q, bp.scale) : fma_f(q, bp.scale, bp.zero);
     }
+    if (decode_may_overflow(bp)) { // uniform per block: no cost for ordinary scales
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        v[i] = saturate_finite(v[i]);
+    }
     return;
   }
   if constexpr (C::format_v == format::fp4_e2m1) {
@@ -742,6 +767,11 @@ AGOQ_DEVICE void decode_chunk(const chunk_codes& w, const block_params& bp,
         const std::uint32_t sign = (ws << (28 - 4 * j)) & 0x80000000u;
         v[4 * k + j] = mul_rn(bits_to_float(mag | sign), bp.scale);
       }
+    }
+    if (decode_may_overflow(bp)) {
+#pragma unroll
+      for (int i = 0; i < chunk_elems; ++i)
+        v[i] = saturate_finite(v[i]);
     }
     return;
   }
