@@ -78,7 +78,7 @@ inline namespace v0_1 {
 
 //! Workspace bytes every rank must pass to agoq::allreduce for `count` elements of T under `cfg`
 //! on the world of `comm` (allreduce_workspace_size of comm/workspace.hpp with comm.size()).
-//! Throws agoq::invalid_argument (invalid cfg, count < 0) or agoq::nccl_error.
+//! Throws agoq::invalid_argument (invalid cfg, count < 0, count too large) or agoq::nccl_error.
 template <class T>
 inline std::size_t allreduce_workspace_size(std::int64_t count, const allreduce_config& cfg,
                                             comm_ref comm) {
@@ -119,7 +119,8 @@ inline std::size_t allreduce_workspace_size(std::int64_t count, const allreduce_
 //! Errors (nothing is enqueued when the arguments are refused; afterwards, whatever was already
 //! enqueued stays enqueued):
 //! - status::invalid_argument: last_error_message() reads "agoq::allreduce: <argument> <rule>",
-//!   e.g. an invalid cfg ("config.block must be 32, 64, 128 or 256"), count < 0, a null comm, a
+//!   e.g. an invalid cfg ("config.block must be 32, 64, 128 or 256"), count < 0, count x world
+//!   above max_count_times_world ("count is too large: ..."), a null comm, a
 //!   null send/recv when count > 0, overlapping send/recv, a null or misaligned workspace, or
 //!   workspace_bytes below allreduce_workspace_size (the message gives the size needed);
 //! - status::nccl_error: an NCCL call failed; last_error_message() has ncclGetErrorString;
@@ -139,13 +140,6 @@ template <class T>
   if (count == 0) return status::success;
   if (send == nullptr) return detail::refuse(fn, "send must not be null when count > 0");
   if (recv == nullptr) return detail::refuse(fn, "recv must not be null when count > 0");
-  if (static_cast<const void*>(send) != static_cast<const void*>(recv)) {
-    const auto sb = reinterpret_cast<std::uintptr_t>(send);
-    const auto rb = reinterpret_cast<std::uintptr_t>(recv);
-    const std::uintptr_t len = std::uintptr_t(count) * sizeof(T);
-    if (sb < rb + len && rb < sb + len)
-      return detail::refuse(fn, "recv must either equal send (in place) or not overlap it");
-  }
   if (workspace == nullptr) return detail::refuse(fn, "workspace must not be null when count > 0");
   if (reinterpret_cast<std::uintptr_t>(workspace) % workspace_alignment != 0)
     return detail::refuse(fn, "workspace must be aligned to " +
@@ -157,6 +151,16 @@ template <class T>
     return detail::nccl_failed(r, "agoq::allreduce: ncclCommCuDevice");
   if (world < 1)
     return detail::refuse(fn, "comm's world size must be >= 1 (got " + std::to_string(world) + ")");
+  if (const std::string rule = detail::count_domain_rule(count, world); !rule.empty())
+    return detail::refuse(fn, rule);
+  // after the domain check: count x sizeof(T) cannot overflow
+  if (static_cast<const void*>(send) != static_cast<const void*>(recv)) {
+    const auto sb = reinterpret_cast<std::uintptr_t>(send);
+    const auto rb = reinterpret_cast<std::uintptr_t>(recv);
+    const std::uintptr_t len = std::uintptr_t(count) * sizeof(T);
+    if (sb < rb + len && rb < sb + len)
+      return detail::refuse(fn, "recv must either equal send (in place) or not overlap it");
+  }
   const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
   const std::size_t need =
       detail::make_layout(algo, make_partition(count, cfg, world), cfg.spec()).total;

@@ -58,6 +58,13 @@ constexpr const char* to_string(element_type t) noexcept {
   return "unknown_type";
 }
 
+namespace detail {
+//! True for f32, f16 and bf16 (a value cast from an integer may be none of them).
+constexpr bool is_known(element_type t) noexcept {
+  return t == element_type::f32 || t == element_type::f16 || t == element_type::bf16;
+}
+} // namespace detail
+
 //! Bytes of one element of type `t` (4 or 2).
 constexpr std::size_t size_of(element_type t) noexcept { return t == element_type::f32 ? 4 : 2; }
 
@@ -91,8 +98,9 @@ struct allreduce_config {
   std::uint64_t seed = 0; //!< stochastic rounding seed (salted per stage/rank/shard/chunk)
   //! Elements per pipeline chunk: 0 = library default (chunk_elements() in comm/partition.hpp:
   //! about max shard / pipeline_chunks, at least pipeline_min_chunk_elements), else a positive
-  //! multiple of `block`. It changes the message granularity and the stochastic-rounding noise
-  //! streams, never the summation order, so RNE results do not depend on it.
+  //! multiple of `block` (any size: one at or above the count in whole blocks is one chunk per
+  //! range, see chunk_elements). It changes the message granularity and the stochastic-rounding
+  //! noise streams, never the summation order, so RNE results do not depend on it.
   std::int64_t chunk = 0;
 
   //! The quant_spec of every message (always symmetric: no zero points travel).
@@ -128,6 +136,10 @@ struct allreduce_config {
 constexpr const char* validate(const allreduce_config& c) noexcept {
   if (!is_supported_block(c.block)) return "config.block must be 32, 64, 128 or 256";
   if (bits_of(c.wire) == 0) return "config.wire is not a known format";
+  if (c.scale != scale_kind::fp32 && c.scale != scale_kind::pow2 && c.scale != scale_kind::e8m0)
+    return "config.scale is not a known scale_kind (fp32, pow2 or e8m0)";
+  if (c.rounding != agoq::rounding::nearest_even && c.rounding != agoq::rounding::stochastic)
+    return "config.rounding is not a known rounding (nearest_even or stochastic)";
   if (c.op != reduce_op::sum && c.op != reduce_op::average)
     return "config.op must be reduce_op::sum or reduce_op::average";
   if (c.algo != algorithm::auto_select && c.algo != algorithm::two_shot &&

@@ -9,7 +9,8 @@
 //! - host_transport: one rank's endpoint on a fabric.
 //! - host_executor: the arithmetic, by agoq::ref (the bit-exact oracle for the GPU kernels).
 //! - host_run(world, fn): runs fn(transport, executor) on `world` threads and rethrows the first
-//!   exception after aborting the fabric (so no rank waits forever on a failed peer).
+//!   exception after aborting the fabric (so no rank waits forever on a failed peer); a thread
+//!   that cannot be started aborts the fabric too, and host_run throws once the others joined.
 #pragma once
 
 #include "agoq/comm/partition.hpp"
@@ -214,7 +215,7 @@ struct host_executor {
     ref::dequantize(message_view(msg, n, s), acc);
   }
   void decode_add(const void* msg, std::int64_t n, const quant_spec& s, float* acc) {
-    ref::dequantize_accumulate(message_view(msg, n, s), acc, n, 1.0f); // fmaf(q, 1, a) == a + q
+    ref::dequantize_accumulate(message_view(msg, n, s), acc, 1.0f); // fmaf(q, 1, a) == a + q
   }
   template <class T> void load(const T* x, std::int64_t n, float* acc) {
     for (std::int64_t i = 0; i < n; ++i)
@@ -230,7 +231,7 @@ struct host_executor {
   }
   template <class T> void store(const float* acc, std::int64_t n, T* y) {
     for (std::int64_t i = 0; i < n; ++i)
-      y[i] = ref::detail::from_float<T>(acc[i]);
+      y[i] = agoq::detail::to_output<T>(acc[i]);
   }
   template <class T> void dequantize(const void* msg, std::int64_t n, const quant_spec& s, T* y) {
     ref::dequantize(message_view(msg, n, s), y);
@@ -278,33 +279,69 @@ static_assert(is_executor_v<host_executor, float>, "host_executor must model Exe
 static_assert(is_executor_v<host_executor, __nv_bfloat16>, "host_executor must model Executor");
 static_assert(is_executor_v<host_executor, __half>, "host_executor must model Executor");
 
-//! Runs fn(host_transport&, host_executor&) on `world` threads (rank r on thread r) over one
-//! fresh host_fabric, joins them, and rethrows the exception of the rank that failed first (the
-//! fabric is aborted on that failure so the other ranks stop waiting). Throws
-//! agoq::invalid_argument if world < 1.
-template <class Fn> inline void host_run(int world, Fn&& fn) {
+namespace detail {
+
+//! host_run with the thread creation as a parameter: `spawn(body)` returns a std::thread running
+//! body() (host_run passes one that constructs it; a test passes one that fails on purpose).
+//! If starting rank r's thread throws (std::system_error when the system is out of threads or
+//! memory, or anything else), the fabric is aborted so that the ranks already started stop
+//! waiting for it, they are joined, and an agoq::error "agoq::host_run: starting the thread of
+//! rank r of world failed: <what>" is thrown with the original exception nested
+//! (std::throw_with_nested). Never std::terminate.
+template <class Fn, class Spawn> inline void host_run_with(int world, Fn&& fn, Spawn&& spawn) {
   host_fabric fabric(world);
   std::exception_ptr first;
   std::mutex first_mutex;
   std::vector<std::thread> threads;
   threads.reserve(std::size_t(world));
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        host_transport tr(fabric, r);
-        host_executor ex;
-        fn(tr, ex);
-      } catch (...) {
-        {
-          std::lock_guard<std::mutex> lock(first_mutex);
-          if (!first) first = std::current_exception();
-        }
-        fabric.abort();
+  auto body = [&](int r) {
+    try {
+      host_transport tr(fabric, r);
+      host_executor ex;
+      fn(tr, ex);
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(first_mutex);
+        if (!first) first = std::current_exception();
       }
-    });
+      fabric.abort();
+    }
+  };
+  int r = 0;
+  try {
+    for (; r < world; ++r)
+      threads.push_back(spawn([&body, r] { body(r); })); // no reallocation: reserved above
+  } catch (...) {
+    fabric.abort(); // wakes the started ranks blocked on the ones that never start
+    for (auto& t : threads)
+      t.join();
+    std::string what = "unknown exception";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    std::throw_with_nested(error("agoq::host_run: starting the thread of rank " +
+                                 std::to_string(r) + " of " + std::to_string(world) +
+                                 " failed: " + what));
+  }
   for (auto& t : threads)
     t.join();
   if (first) std::rethrow_exception(first);
+}
+
+} // namespace detail
+
+//! Runs fn(host_transport&, host_executor&) on `world` threads (rank r on thread r) over one
+//! fresh host_fabric, joins them, and rethrows the exception of the rank that failed first (the
+//! fabric is aborted on that failure so the other ranks stop waiting). Throws
+//! agoq::invalid_argument if world < 1, and agoq::error (the cause nested) if a thread cannot be
+//! started: the ranks already running are woken through the aborted fabric and joined first.
+template <class Fn> inline void host_run(int world, Fn&& fn) {
+  detail::host_run_with(world, std::forward<Fn>(fn), [](auto&& body) {
+    return std::thread(std::forward<decltype(body)>(body));
+  });
 }
 
 } // namespace agoq

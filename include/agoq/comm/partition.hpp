@@ -11,6 +11,13 @@
 //!
 //! Chunks: a range is cut into chunks of `chunk` elements (a multiple of the block) from its
 //! start; chunk c of a range of n elements holds min(chunk, n - c*chunk) elements (possibly 0).
+//! Any chunk works: the partition's arithmetic never forms n + chunk or c * chunk past the range,
+//! and chunk_elements clamps a configured chunk to the count rounded up to whole blocks (a larger
+//! chunk is one chunk per range either way, so the results do not change).
+//!
+//! Size domain: the collectives accept count x world <= max_count_times_world (2^56 elements);
+//! within it every byte count here (messages, packed ranges, workspaces) fits in std::int64_t.
+//! They refuse larger ones with invalid_argument naming `count`.
 //!
 //! Messages: a chunk of n elements travels as one buffer, codes_bytes(spec, n) bytes of codes
 //! followed immediately by scales_bytes(spec, n) bytes of scales (4-byte aligned because every
@@ -29,6 +36,16 @@ namespace agoq {
 
 //! Alignment (bytes) of every message inside a packed range and of every workspace region.
 constexpr std::size_t message_alignment = 256;
+
+//! The largest count x world a collective accepts (see the file comment): 2^56 elements, so that
+//! every message, packed range and workspace (below 2^61 bytes) and count x sizeof(T) fit in
+//! std::int64_t with room to spare.
+constexpr std::int64_t max_count_times_world = std::int64_t(1) << 56;
+
+//! True if `count` (>= 0) elements on `world` (>= 1) ranks lie in the collectives' size domain.
+constexpr bool count_in_domain(std::int64_t count, int world) noexcept {
+  return count <= max_count_times_world / (world < 1 ? 1 : world);
+}
 
 //! Half-open element range [begin, end).
 struct element_range {
@@ -58,8 +75,8 @@ struct partition {
   int block = 128;                                  //!< elements per block (scale)
   std::int64_t chunk = pipeline_min_chunk_elements; //!< elements per chunk (k * block, > 0)
 
-  //! Blocks in the whole buffer.
-  constexpr std::int64_t blocks() const noexcept { return (count + block - 1) / block; }
+  //! Blocks in the whole buffer (ceil(count / block), without forming count + block).
+  constexpr std::int64_t blocks() const noexcept { return count > 0 ? (count - 1) / block + 1 : 0; }
 
   //! Elements of shard r (0 <= r < world): block-aligned, clipped to count, possibly empty.
   constexpr element_range shard(int r) const noexcept {
@@ -72,12 +89,15 @@ struct partition {
   //! Elements of the largest shard (shard 0).
   constexpr std::int64_t max_shard() const noexcept { return shard(0).size(); }
 
-  //! Chunks needed for a range of n elements (0 for n == 0).
-  constexpr std::int64_t chunks(std::int64_t n) const noexcept { return (n + chunk - 1) / chunk; }
+  //! Chunks needed for a range of n elements (0 for n == 0); exact for any chunk > 0.
+  constexpr std::int64_t chunks(std::int64_t n) const noexcept {
+    return n > 0 ? (n - 1) / chunk + 1 : 0;
+  }
 
-  //! Elements of chunk c of a range of n elements (0 past its end).
+  //! Elements of chunk c of a range of n elements (0 past its end, or for c < 0).
   constexpr std::int64_t chunk_size(std::int64_t n, std::int64_t c) const noexcept {
-    return std::max<std::int64_t>(0, std::min(chunk, n - c * chunk));
+    if (c < 0 || c >= chunks(n)) return 0; // c * chunk < n below: no overflow
+    return std::min(chunk, n - c * chunk);
   }
 
   //! Bytes of chunk c's message inside a packed range of n elements.
@@ -114,15 +134,19 @@ struct partition {
 };
 
 //! The pipeline chunk (elements) used for `count` elements on `world` ranks under `cfg`:
-//! cfg.chunk if set, else ceil(max shard / pipeline_chunks) rounded up to whole blocks and at
-//! least pipeline_min_chunk_elements rounded down to whole blocks (comm/config.hpp). A function
-//! of (count, cfg, world) only, so every rank gets the same. Preconditions: count >= 0,
-//! world >= 1, validate(cfg) == nullptr.
+//! cfg.chunk if set (clamped to the count rounded up to whole blocks, at least one block: a
+//! larger chunk holds every range in one chunk just the same), else ceil(max shard /
+//! pipeline_chunks) rounded up to whole blocks and at least pipeline_min_chunk_elements rounded
+//! down to whole blocks (comm/config.hpp). A function of (count, cfg, world) only, so every rank
+//! gets the same. Preconditions: count >= 0, world >= 1, validate(cfg) == nullptr.
 constexpr std::int64_t chunk_elements(const allreduce_config& cfg, std::int64_t count,
                                       int world) noexcept {
-  if (cfg.chunk > 0) return cfg.chunk;
   const std::int64_t b = cfg.block;
-  const std::int64_t nb = (count + b - 1) / b;
+  const std::int64_t nb = count > 0 ? (count - 1) / b + 1 : 0;
+  if (cfg.chunk > 0) {
+    const std::int64_t whole = nb < 1 ? b : nb > INT64_MAX / b ? INT64_MAX / b * b : nb * b;
+    return cfg.chunk < whole ? cfg.chunk : whole;
+  }
   const std::int64_t max_shard = (nb + world - 1) / world * b; // blocks of shard 0, as elements
   const std::int64_t want = (max_shard + pipeline_chunks * b - 1) / (pipeline_chunks * b) * b;
   const std::int64_t least = pipeline_min_chunk_elements / b * b;

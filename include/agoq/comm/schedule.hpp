@@ -207,6 +207,20 @@ inline allreduce_layout make_layout(algorithm algo, const partition& p, const qu
   throw invalid_argument(std::string(fn) + ": " + what);
 }
 
+//! The rule a count outside the collectives' size domain breaks (comm/partition.hpp), or null.
+inline std::string count_domain_rule(std::int64_t count, int world) {
+  if (count_in_domain(count, world)) return std::string();
+  return "count is too large: count x world must be <= max_count_times_world (2^56; the "
+         "workspace byte counts would overflow), got count=" +
+         std::to_string(count) + ", world=" + std::to_string(world);
+}
+
+//! Throws invalid_argument "<fn>: count is too large: ..." outside the size domain.
+inline void check_count_domain(const char* fn, std::int64_t count, int world) {
+  const std::string rule = count_domain_rule(count, world);
+  if (!rule.empty()) comm_fail(fn, rule);
+}
+
 template <class T> struct allreduce_args {
   const T* x;
   T* y;
@@ -525,8 +539,9 @@ constexpr std::size_t workspace_alignment = 16;
 //!
 //! Errors: agoq::invalid_argument, "agoq::allreduce: <argument> <rule>", thrown before any
 //! communication, for: an invalid cfg (e.g. "config.block must be 32, 64, 128 or 256"),
-//! count < 0, a transport with size() < 1 ("world size must be >= 1") or a rank outside
-//! [0, size()), a null send/recv when count > 0, partially overlapping send/recv, a null,
+//! count < 0, count x world above max_count_times_world ("count is too large: ..."), a
+//! transport with size() < 1 ("world size must be >= 1") or a rank outside [0, size()), a null
+//! send/recv when count > 0, partially overlapping send/recv, a null,
 //! misaligned or too small workspace. Transport and executor errors propagate.
 template <class T, class Transport, class Executor>
 inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduce_config& cfg,
@@ -543,6 +558,7 @@ inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduc
     detail::comm_fail(fn, "world size must be >= 1 (got " + std::to_string(world) + ")");
   if (rank < 0 || rank >= world)
     detail::comm_fail(fn, "rank must be in [0, world size) (got " + std::to_string(rank) + ")");
+  detail::check_count_domain(fn, count, world);
   if (count == 0) return;
   if (send == nullptr) detail::comm_fail(fn, "send must not be null when count > 0");
   if (recv == nullptr) detail::comm_fail(fn, "recv must not be null when count > 0");

@@ -29,13 +29,18 @@ namespace agoq {
 //! `cfg` on `world` ranks (the algorithm resolved as allreduce() resolves it); 0 when
 //! count == 0. The same on every rank; deterministic.
 //! Errors: agoq::invalid_argument ("agoq::allreduce_workspace_size: <argument> <rule>") for an
-//! invalid cfg, count < 0 or world < 1.
+//! invalid cfg or type, count < 0, world < 1, or count x world above max_count_times_world
+//! (comm/partition.hpp: the byte counts would overflow).
 inline std::size_t allreduce_workspace_size(std::int64_t count, element_type type,
                                             const allreduce_config& cfg, int world) {
   const char* fn = "agoq::allreduce_workspace_size";
   if (const char* msg = validate(cfg)) detail::comm_fail(fn, msg);
+  if (!detail::is_known(type))
+    detail::comm_fail(fn, "type must be element_type::f32, f16 or bf16 (got " +
+                              std::to_string(int(type)) + ")");
   if (count < 0) detail::comm_fail(fn, "count must be >= 0 (got " + std::to_string(count) + ")");
   if (world < 1) detail::comm_fail(fn, "world must be >= 1 (got " + std::to_string(world) + ")");
+  detail::check_count_domain(fn, count, world);
   return detail::make_layout(resolve_algorithm(cfg, count, type, world),
                              make_partition(count, cfg, world), cfg.spec())
       .total;

@@ -97,16 +97,33 @@ constexpr allreduce_config grad_allreduce_config(const quant_spec& spec,
   return c;
 }
 
+namespace detail {
+//! Null if the enumerations of `opt` hold known values, else the rule broken.
+constexpr const char* validate_grad_opt(const grad_comm_config& opt) noexcept {
+  if (opt.op != reduce_op::sum && opt.op != reduce_op::average)
+    return "opt.op must be reduce_op::sum or reduce_op::average";
+  if (opt.algo != algorithm::auto_select && opt.algo != algorithm::two_shot &&
+      opt.algo != algorithm::one_shot && opt.algo != algorithm::ring && opt.algo != algorithm::tree)
+    return "opt.algo is not a known algorithm";
+  if (opt.rounding != agoq::rounding::nearest_even && opt.rounding != agoq::rounding::stochastic)
+    return "opt.rounding is not a known rounding (nearest_even or stochastic)";
+  return nullptr; // opt.chunk: validate(allreduce_config) ("config.chunk ...")
+}
+} // namespace detail
+
 //! Workspace bytes every rank must pass to grad_allreduce for a bucket of `count` elements of a
 //! buffer of `spec` on `world` ranks (0 for count == 0). reduce_scatter: pass
 //! algorithm::two_shot in opt.algo (grad_reduce_scatter_workspace_size does).
-//! Throws agoq::invalid_argument ("agoq::grad_allreduce_workspace_size: <argument> <rule>").
+//! Throws agoq::invalid_argument ("agoq::grad_allreduce_workspace_size: <argument> <rule>"),
+//! also for count x world above max_count_times_world (comm/partition.hpp).
 inline std::size_t grad_allreduce_workspace_size(std::int64_t count, const quant_spec& spec,
                                                  const grad_comm_config& opt, int world) {
   const char* fn = "agoq::grad_allreduce_workspace_size";
   if (const char* m = validate(spec)) detail::comm_fail(fn, m);
+  if (const char* m = detail::validate_grad_opt(opt)) detail::comm_fail(fn, m);
   if (count < 0) detail::comm_fail(fn, "count must be >= 0 (got " + std::to_string(count) + ")");
   if (world < 1) detail::comm_fail(fn, "world must be >= 1 (got " + std::to_string(world) + ")");
+  detail::check_count_domain(fn, count, world);
   const allreduce_config c = grad_allreduce_config(spec, opt, count, world);
   if (const char* m = validate(c)) detail::comm_fail(fn, m);
   if (count == 0) return 0;
@@ -265,6 +282,11 @@ inline void grad_collective(const char* fn, bool scatter, quantized_view buf,
   if (world < 1) comm_fail(fn, "world size must be >= 1 (got " + std::to_string(world) + ")");
   if (rank < 0 || rank >= world)
     comm_fail(fn, "rank must be in [0, world size) (got " + std::to_string(rank) + ")");
+  if (const char* m = validate_grad_opt(opt)) comm_fail(fn, m);
+  if (!count_in_domain(buf.cols, world))
+    comm_fail(fn, "buf.cols is too large: buf.cols x world must be <= max_count_times_world "
+                  "(2^56; the workspace byte counts would overflow), got buf.cols=" +
+                      std::to_string(buf.cols) + ", world=" + std::to_string(world));
   grad_comm_config o = opt;
   if (scatter) o.algo = algorithm::two_shot;
   const allreduce_config cfg = grad_allreduce_config(buf.spec, o, buf.cols, world);
@@ -334,9 +356,7 @@ struct host_buffer_backend {
     if (bytes) std::memcpy(dst, src, bytes);
   }
   void decode(const_quantized_view v, float* acc) { ref::dequantize(v, acc); }
-  void decode_add(const_quantized_view v, float* acc) {
-    ref::dequantize_accumulate(v, acc, v.cols, 1.0f);
-  }
+  void decode_add(const_quantized_view v, float* acc) { ref::dequantize_accumulate(v, acc, 1.0f); }
   void quantize(const float* acc, quantized_view v, std::uint64_t seed) {
     ref::quantize(acc, v, seed);
   }

@@ -56,13 +56,16 @@ constexpr std::size_t grad_align_up(std::size_t v, std::size_t a) noexcept {
 
 //! Null if (params, spec, bucket_elems) describe a valid gradient buffer, else a sentence naming
 //! the argument and the rule. Rules: a valid symmetric spec (agoq::validate; zero points are not
-//! supported because the collectives never carry them), params >= 0, bucket_elems > 0 and a
-//! multiple of spec.block.
+//! supported because the collectives never carry them), params >= 0 and within the size queries'
+//! domain (agoq::validate_shape), bucket_elems > 0 and a multiple of spec.block.
 constexpr const char* validate_grad_layout(std::int64_t params, const quant_spec& spec,
                                            std::int64_t bucket_elems) noexcept {
   if (const char* m = validate(spec)) return m;
   if (!spec.symmetric) return "spec.symmetric must be true (gradient buffers carry no zero points)";
   if (params < 0) return "params must be >= 0";
+  if (validate_shape(spec, 1, params) != nullptr)
+    return "params is too large: ceil(params / spec.block) x spec.block must fit in std::int64_t "
+           "(the byte counts would overflow)";
   if (bucket_elems <= 0) return "bucket_elems must be > 0";
   if (bucket_elems % spec.block != 0) return "bucket_elems must be a multiple of spec.block";
   return nullptr;
@@ -105,7 +108,7 @@ struct grad_layout {
   }
   //! Number of buckets (0 for an empty space).
   constexpr std::int64_t bucket_count() const noexcept {
-    return (params + bucket_elems - 1) / bucket_elems;
+    return params > 0 ? (params - 1) / bucket_elems + 1 : 0; // never forms params + bucket_elems
   }
   //! First parameter of bucket b (no range check).
   constexpr std::int64_t bucket_offset(std::int64_t b) const noexcept { return b * bucket_elems; }

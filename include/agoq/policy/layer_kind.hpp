@@ -31,11 +31,12 @@
 //! Q' + K' + V + (pre-RoPE Q and K) = 1 + 1 + 1 + 2 = 5U. Flash attention also saves its output
 //! O; that is the out-projection input and is counted once, there ("Linear", 1U).
 //!
-//! Kinds for other layer types (planned by later block kinds; a policy can already name them):
-//! LayerNorm (`layernorm_input`, `layernorm_stats`), GELU MLP (`fc1_input`, `gelu_input`,
-//! `fc2_input`), MoE (`moe_router_input`, `moe_router_probs`, `moe_expert_input`,
-//! `moe_expert_swiglu_input`, `moe_expert_down_input`) and the embedding output
-//! (`embedding_output`).
+//! Kinds for other layer types: LayerNorm (`layernorm_input`, `layernorm_stats`) and GELU MLP
+//! (`fc1_input`, `gelu_input`, `fc2_input`) make the planner's GPT block; the MoE kinds
+//! (`moe_router_input`, `moe_router_probs`, `moe_expert_input`, `moe_expert_swiglu_input`,
+//! `moe_expert_down_input`) replace the MLP's when `model_shape::experts > 0` (planner.hpp; for a
+//! GPT block `moe_expert_swiglu_input` holds the experts' GELU input). The embedding output
+//! (`embedding_output`) is not planned; a policy can name it.
 #pragma once
 
 #include <cstddef>

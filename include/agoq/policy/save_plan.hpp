@@ -9,7 +9,7 @@
 //! callable type; `to_save_plan(policy)` turns either into a table.
 #pragma once
 
-#include "agoq/error.hpp"
+#include "agoq/status.hpp"
 #include "agoq/format/format.hpp"
 #include "agoq/policy/layer_kind.hpp"
 
@@ -218,6 +218,12 @@ inline bool check_save_plan(const save_plan& p, std::string& why) {
   for (std::size_t i = 0; i < layer_kind_count; ++i) {
     const layer_kind k = layer_kind(i);
     const save_entry& e = p[k];
+    if (e.action != save_action::keep && e.action != save_action::store &&
+        e.action != save_action::recompute) {
+      why = std::string(to_string(k)) + ": action must be keep, store or recompute, got " +
+            std::to_string(int(e.action));
+      return false;
+    }
     if (e.action == save_action::store) {
       if (const char* msg = validate(e.spec)) {
         why = std::string(to_string(k)) + ": " + msg;

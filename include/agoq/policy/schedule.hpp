@@ -23,7 +23,7 @@
 //!   Paper example p = 4, m = 8, v = 2: 11, 9, 7, 5.
 #pragma once
 
-#include "agoq/error.hpp"
+#include "agoq/status.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -52,6 +52,22 @@ constexpr const char* to_string(pipeline_schedule s) noexcept {
 inline std::ostream& operator<<(std::ostream& os, pipeline_schedule s) {
   return os << to_string(s);
 }
+
+namespace detail {
+//! True for the three enumerators (a value cast from an integer may be none of them).
+constexpr bool is_known(pipeline_schedule s) noexcept {
+  return s == pipeline_schedule::gpipe || s == pipeline_schedule::one_f_one_b ||
+         s == pipeline_schedule::interleaved_1f1b;
+}
+} // namespace detail
+
+//! The largest pipeline simulate_schedule accepts: stages <= max_schedule_stages and
+//! stages x micro_batches x virtual_stages <= max_schedule_chunk_ops (the simulation holds every
+//! chunk operation and steps through them, time ~ stages x steps, memory ~ 40 bytes per chunk
+//! operation: at the limits about a second and 250 MB). Far beyond any real pipeline
+//! (e.g. 64 stages x 4096 micro-batches x 16 virtual stages).
+constexpr int max_schedule_stages = 4096;
+constexpr std::int64_t max_schedule_chunk_ops = std::int64_t(1) << 22;
 
 //! The result of a simulation: per stage, the peak stash (in chunks, see the file comment), and
 //! the number of time steps the schedule took with one unit of time per chunk operation.
@@ -117,16 +133,34 @@ inline std::vector<pipeline_op> stage_ops(pipeline_schedule s, int p, int r, int
 //! Simulates schedule `s` on `stages` pipeline stages with `micro_batches` micro-batches and
 //! `virtual_stages` chunks per stage (must be 1 unless interleaved). Throws invalid_argument on
 //! a count < 1, on virtual_stages != 1 for a non-interleaved schedule, or, for interleaved 1F1B,
-//! when micro_batches is not a multiple of stages (Megatron's requirement).
+//! when micro_batches is not a multiple of stages (Megatron's requirement), on an `s` that is not
+//! a pipeline_schedule enumerator, and on a pipeline larger than max_schedule_stages /
+//! max_schedule_chunk_ops.
 //! Example: `simulate_schedule(pipeline_schedule::one_f_one_b, 4, 8).peak_stash == {4,3,2,1}`.
 inline schedule_result simulate_schedule(pipeline_schedule s, int stages, int micro_batches,
                                          int virtual_stages = 1) {
   const std::string fn = "agoq::simulate_schedule: ";
+  if (!detail::is_known(s))
+    throw invalid_argument(fn +
+                           "s must be a pipeline_schedule (gpipe, one_f_one_b or "
+                           "interleaved_1f1b), got " +
+                           std::to_string(int(s)));
   if (stages < 1) throw invalid_argument(fn + "stages must be >= 1, got " + std::to_string(stages));
   if (micro_batches < 1)
     throw invalid_argument(fn + "micro_batches must be >= 1, got " + std::to_string(micro_batches));
   if (virtual_stages < 1)
     throw invalid_argument(fn + "virtual_stages must be >= 1, got " +
+                           std::to_string(virtual_stages));
+  if (stages > max_schedule_stages)
+    throw invalid_argument(fn + "stages must be <= max_schedule_stages (" +
+                           std::to_string(max_schedule_stages) + "), got " +
+                           std::to_string(stages));
+  if (std::int64_t(stages) * micro_batches > max_schedule_chunk_ops / virtual_stages)
+    throw invalid_argument(fn +
+                           "stages x micro_batches x virtual_stages must be <= "
+                           "max_schedule_chunk_ops (" +
+                           std::to_string(max_schedule_chunk_ops) + "), got " +
+                           std::to_string(stages) + " x " + std::to_string(micro_batches) + " x " +
                            std::to_string(virtual_stages));
   if (s != pipeline_schedule::interleaved_1f1b && virtual_stages != 1)
     throw invalid_argument(fn + "virtual_stages must be 1 for " + to_string(s) + ", got " +
@@ -137,7 +171,8 @@ inline schedule_result simulate_schedule(pipeline_schedule s, int stages, int mi
                            std::to_string(stages) + ")");
   const int p = stages, m = micro_batches, v = virtual_stages, g = p * v;
   std::vector<std::vector<detail::pipeline_op>> ops(static_cast<std::size_t>(p));
-  for (int r = 0; r < p; ++r) ops[std::size_t(r)] = detail::stage_ops(s, p, r, m, v);
+  for (int r = 0; r < p; ++r)
+    ops[std::size_t(r)] = detail::stage_ops(s, p, r, m, v);
 
   // done_f[gs][mb] / done_b[gs][mb]: the step at which that op finished (-1: not yet).
   // gs = global virtual stage = chunk * p + stage.

@@ -18,7 +18,7 @@
 //! `stage_bits_options::paper()` uses 0.05.
 #pragma once
 
-#include "agoq/error.hpp"
+#include "agoq/status.hpp"
 
 #include <cstdint>
 #include <initializer_list>

@@ -5,9 +5,14 @@
 //!
 //! Common rules of these launchers:
 //! - Element types T: float, __half, __nv_bfloat16. Tensors are rows x cols with a leading
-//!   dimension `ld` (elements, >= cols); the 1-D overloads take `view.cols` elements (rows = 1).
+//!   dimension passed as `agoq::leading_dim{ld}` (elements, >= cols; quant/view.hpp); the 1-D
+//!   overloads take `view.cols` elements (rows = 1). A bare integer argument is always a seed:
+//!   `accumulate_requantize(buf, x, n, stream)` uses seed n, never leading dimension n.
 //!   The quantized side uses the layout of format/format.hpp (`codes_bytes`, `scales_bytes`,
-//!   `zeros_bytes` size it).
+//!   `zeros_bytes` size it); a shape outside the domain of those queries (validate_shape: the
+//!   byte counts would overflow std::int64_t) is refused.
+//! - Pointers: codes aligned to 16 bytes (int8/fp8), 8 (int4/fp4) or 4 (int2), other widths 1;
+//!   fp32/pow2 scales and zeros to 4 bytes; the unquantized x / y / acc to alignof(T).
 //! - The stream is last. Nothing allocates or synchronizes; every launcher may be captured in a
 //!   CUDA graph. Results are bit-identical to agoq::ref (quant/reference.hpp) for the same seed.
 //! - Arguments are checked before any launch: a broken rule returns status::invalid_argument and
@@ -55,17 +60,22 @@ template <class T> bool rows_vectorizable(const T* p, std::int64_t rows, std::in
   return aligned16(p) && (rows == 1 || (ld * std::int64_t(sizeof(T))) % 16 == 0);
 }
 
-//! Checks shared by all launchers; null when fine, else the rule that broke.
-inline const char* check_view(const const_quantized_view& v, std::int64_t ld) {
+//! Checks shared by all launchers; null when fine, else the rule that broke. `elem_bytes` is
+//! sizeof of the unquantized side's element type (its extent must fit in std::int64_t bytes).
+inline const char* check_view(const const_quantized_view& v, std::int64_t ld,
+                              std::size_t elem_bytes) {
   if (const char* m = validate(v.spec)) return m;
-  if (v.rows < 0) return "rows must be >= 0";
-  if (v.cols < 0) return "cols must be >= 0";
+  if (const char* m = validate_shape(v.spec, v.rows, v.cols)) return m; // rows, cols, overflow
   if (ld < v.cols) return "ld must be >= cols";
+  // element (r, c) lies at r * ld + c: the last one, and its byte offset, must be representable
+  if (v.rows > 1 && ld > (INT64_MAX / std::int64_t(elem_bytes) - v.cols) / (v.rows - 1))
+    return "ld is too large: ((rows - 1) x ld + cols) x sizeof(T) must fit in std::int64_t";
   if (v.count() == 0) return nullptr;
   if (v.codes == nullptr) return "codes must not be null when the tensor is not empty";
   if (v.scales == nullptr) return "scales must not be null when the tensor is not empty";
   if (!v.spec.symmetric && v.zeros == nullptr)
     return "zeros must not be null for an asymmetric spec";
+  if (!v.spec.symmetric && !aligned4(v.zeros)) return "zeros must be 4-byte aligned (fp32)";
   // A thread's 16 codes are stored with one aligned 16/8/4-byte access.
   const int bits = bits_of(v.spec.format);
   const unsigned align = bits == 8 ? 16u : bits == 4 ? 8u : bits == 2 ? 4u : 1u;
@@ -159,6 +169,11 @@ inline status launch_shape(std::int64_t chunks, int& grid, int& threads,
 
 inline status launched() { return from_cuda(cudaGetLastError()); }
 
+//! True when p is aligned to its element type (4 bytes for float, 2 for __half/__nv_bfloat16).
+template <class T> bool element_aligned(const T* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) % alignof(T)) == 0;
+}
+
 } // namespace detail
 
 inline namespace v0_1 {
@@ -166,16 +181,22 @@ inline namespace v0_1 {
 //! Quantizes the rows x cols tensor `x` (leading dimension `ld`) into `out`, one block at a time:
 //! block amax (or min/max), scale, encode, pack; `x` is read once. `seed` keys stochastic
 //! rounding (element (r, c) draws from Philox(seed, r * cols + c)); it is ignored otherwise.
-//! Errors: invalid_argument (spec, shape, ld < cols, null or misaligned pointers), cuda_error.
+//! The leading dimension is a `leading_dim` (view.hpp), so a bare integer never lands in it.
+//! Errors: invalid_argument (spec, shape, ld < cols, a shape whose byte counts overflow
+//! std::int64_t, null or misaligned pointers), cuda_error.
 template <class T>
-[[nodiscard]] status quantize(const T* x, std::int64_t ld, quantized_view out, std::uint64_t seed,
+[[nodiscard]] status quantize(const T* x, leading_dim ld, quantized_view out, std::uint64_t seed,
                               cudaStream_t stream) {
   static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
   const const_quantized_view v(out);
-  if (const char* m = detail::check_view(v, ld)) return detail::refuse("agoq::quantize", m);
+  if (const char* m = detail::check_view(v, ld.value, sizeof(T)))
+    return detail::refuse("agoq::quantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::quantize", "x must not be null");
-  const detail::quant_args a = detail::make_quant_args(x, ld, out, seed);
+  if (!detail::element_aligned(x))
+    return detail::refuse("agoq::quantize", "x must be aligned to alignof(T) (4 bytes for float, "
+                                            "2 for __half and __nv_bfloat16)");
+  const detail::quant_args a = detail::make_quant_args(x, ld.value, out, seed);
   return detail::dispatch_format(out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
@@ -201,20 +222,25 @@ template <class T>
 [[nodiscard]] status quantize(const T* x, quantized_view out, std::uint64_t seed,
                               cudaStream_t stream) {
   if (out.rows != 1) return detail::refuse("agoq::quantize", "out.rows must be 1 in the 1-D form");
-  return quantize(x, out.cols, out, seed, stream);
+  return quantize(x, leading_dim{out.cols}, out, seed, stream);
 }
 
 //! Decodes `in` into the rows x cols tensor `y` (leading dimension `ld`), rounded to T
 //! (nearest-even). Elements of y outside the rows x cols window are not touched.
-//! Errors: invalid_argument (spec, shape, ld < cols, null or misaligned pointers), cuda_error.
+//! Errors: invalid_argument (spec, shape, ld < cols, a shape whose byte counts overflow
+//! std::int64_t, null or misaligned pointers), cuda_error.
 template <class T>
-[[nodiscard]] status dequantize(const_quantized_view in, T* y, std::int64_t ld,
+[[nodiscard]] status dequantize(const_quantized_view in, T* y, leading_dim ld,
                                 cudaStream_t stream) {
   static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
-  if (const char* m = detail::check_view(in, ld)) return detail::refuse("agoq::dequantize", m);
+  if (const char* m = detail::check_view(in, ld.value, sizeof(T)))
+    return detail::refuse("agoq::dequantize", m);
   if (in.count() == 0) return status::success;
   if (y == nullptr) return detail::refuse("agoq::dequantize", "y must not be null");
-  const detail::dequant_args a = detail::make_dequant_args(in, y, ld, 1.0f);
+  if (!detail::element_aligned(y))
+    return detail::refuse("agoq::dequantize", "y must be aligned to alignof(T) (4 bytes for "
+                                              "float, 2 for __half and __nv_bfloat16)");
+  const detail::dequant_args a = detail::make_dequant_args(in, y, ld.value, 1.0f);
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
@@ -236,7 +262,7 @@ template <class T>
 template <class T>
 [[nodiscard]] status dequantize(const_quantized_view in, T* y, cudaStream_t stream) {
   if (in.rows != 1) return detail::refuse("agoq::dequantize", "in.rows must be 1 in the 1-D form");
-  return dequantize(in, y, in.cols, stream);
+  return dequantize(in, y, leading_dim{in.cols}, stream);
 }
 
 //! acc[r*ld + c] = fmaf(decoded(r, c), alpha, acc[r*ld + c]): adds the decoded tensor, scaled by
@@ -245,14 +271,16 @@ template <class T>
 //! Errors: as dequantize. Example: summing W received shards into one fp32 buffer is W calls
 //! with alpha = 1 (or 1/W for an average) on the same stream.
 template <class Acc = float>
-[[nodiscard]] status dequantize_accumulate(const_quantized_view in, Acc* acc, std::int64_t ld,
+[[nodiscard]] status dequantize_accumulate(const_quantized_view in, Acc* acc, leading_dim ld,
                                            float alpha, cudaStream_t stream) {
   static_assert(std::is_same_v<Acc, float>, "the accumulator is fp32");
-  if (const char* m = detail::check_view(in, ld))
+  if (const char* m = detail::check_view(in, ld.value, sizeof(float)))
     return detail::refuse("agoq::dequantize_accumulate", m);
   if (in.count() == 0) return status::success;
   if (acc == nullptr) return detail::refuse("agoq::dequantize_accumulate", "acc must not be null");
-  const detail::dequant_args a = detail::make_dequant_args(in, acc, ld, alpha);
+  if (!detail::element_aligned(acc))
+    return detail::refuse("agoq::dequantize_accumulate", "acc must be 4-byte aligned (fp32)");
+  const detail::dequant_args a = detail::make_dequant_args(in, acc, ld.value, alpha);
   return detail::dispatch_format(in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
@@ -276,8 +304,14 @@ template <class Acc = float>
                                            cudaStream_t stream) {
   if (in.rows != 1)
     return detail::refuse("agoq::dequantize_accumulate", "in.rows must be 1 in the 1-D form");
-  return dequantize_accumulate(in, acc, in.cols, alpha, stream);
+  return dequantize_accumulate(in, acc, leading_dim{in.cols}, alpha, stream);
 }
+
+//! An integer third argument is refused at compile time: it is neither alpha (a float) nor a
+//! leading dimension (the 2-D form spells it leading_dim{ld}).
+template <class Acc, class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+status dequantize_accumulate(const_quantized_view in, Acc* acc, I alpha_or_ld,
+                             cudaStream_t stream) = delete;
 
 //! buf := quantize(dequantize(buf) + x), summed in fp32, in one pass (the gradient-buffer update):
 //! every block gets a new scale from the sum. `seed` keys stochastic rounding as in quantize.
@@ -285,15 +319,19 @@ template <class Acc = float>
 //! Errors: as quantize. Example, one micro-batch of an INT8 gradient buffer of n values:
 //! `AGOQ_TRY(agoq::accumulate_requantize(buf, d_grad, /*seed=*/step, stream));`
 template <class T>
-[[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, std::int64_t ld,
+[[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, leading_dim ld,
                                            std::uint64_t seed, cudaStream_t stream) {
   static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
   const const_quantized_view v(buf);
-  if (const char* m = detail::check_view(v, ld))
+  if (const char* m = detail::check_view(v, ld.value, sizeof(T)))
     return detail::refuse("agoq::accumulate_requantize", m);
   if (v.count() == 0) return status::success;
   if (x == nullptr) return detail::refuse("agoq::accumulate_requantize", "x must not be null");
-  const detail::quant_args a = detail::make_quant_args(x, ld, buf, seed);
+  if (!detail::element_aligned(x))
+    return detail::refuse("agoq::accumulate_requantize", "x must be aligned to alignof(T) (4 "
+                                                         "bytes for float, 2 for __half and "
+                                                         "__nv_bfloat16)");
+  const detail::quant_args a = detail::make_quant_args(x, ld.value, buf, seed);
   return detail::dispatch_format(buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
@@ -320,7 +358,7 @@ template <class T>
                                            cudaStream_t stream) {
   if (buf.rows != 1)
     return detail::refuse("agoq::accumulate_requantize", "buf.rows must be 1 in the 1-D form");
-  return accumulate_requantize(buf, x, buf.cols, seed, stream);
+  return accumulate_requantize(buf, x, leading_dim{buf.cols}, seed, stream);
 }
 
 } // namespace v0_1

@@ -5,12 +5,14 @@
 //! in format/codec.hpp (blocks, scales, NaN/Inf and zero blocks), int.hpp, fp8.hpp, fp4.hpp,
 //! scale.hpp and philox.hpp (stochastic rounding uses u = philox_uniform(seed, r * cols + c)).
 //!
-//! Input element (r, c) is x[r * ld + c] (1-D overloads: one row, ld = cols). Element types T:
-//! float, __half, __nv_bfloat16 (converted to fp32 exactly; outputs rounded to T with RNE).
-//! Codes of a tail block beyond cols are 0.
+//! Input element (r, c) is x[r * ld + c], the leading dimension passed as `agoq::leading_dim{ld}`
+//! (quant/view.hpp; a bare integer argument is always a seed); 1-D overloads: one row, ld = cols.
+//! Element types T: float, __half, __nv_bfloat16 (converted to fp32 exactly; outputs rounded to T
+//! with RNE). Codes of a tail block beyond cols are 0.
 //!
 //! Errors: agoq::invalid_argument, "agoq::ref::<function>: <argument> <rule>", for an invalid spec
-//! (agoq::validate), negative rows/cols, ld < cols, a null data/codes/scales pointer when
+//! (agoq::validate), negative rows/cols, a shape whose byte counts overflow std::int64_t
+//! (agoq::validate_shape), ld < cols or too large, a null data/codes/scales pointer when
 //! rows * cols > 0, a null zeros pointer when the spec is asymmetric. A zero count is a no-op.
 #pragma once
 
@@ -26,6 +28,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace agoq {
@@ -49,9 +52,17 @@ inline bool check_args(const char* fn, const quant_spec& spec, std::int64_t rows
     fail(fn, std::string(view_name) + ".rows must be >= 0 (got " + std::to_string(rows) + ")");
   if (cols < 0)
     fail(fn, std::string(view_name) + ".cols must be >= 0 (got " + std::to_string(cols) + ")");
+  if (validate_shape(spec, rows, cols) != nullptr) // rows, cols >= 0: the byte counts overflow
+    fail(fn, std::string(view_name) + ".rows x " + view_name +
+                 ".cols is too large: rows x ceil(cols / spec.block) x spec.block must fit in "
+                 "std::int64_t (got rows=" +
+                 std::to_string(rows) + ", cols=" + std::to_string(cols) + ")");
   if (ld < cols)
     fail(fn, "ld must be >= cols (got ld=" + std::to_string(ld) + ", cols=" + std::to_string(cols) +
                  ")");
+  if (rows > 1 && ld > (INT64_MAX - cols) / (rows - 1))
+    fail(fn, "ld is too large: (rows - 1) x ld + cols must fit in std::int64_t (got ld=" +
+                 std::to_string(ld) + ", rows=" + std::to_string(rows) + ")");
   if (rows == 0 || cols == 0) return false;
   if (data == nullptr) fail(fn, std::string(data_name) + " must not be null when rows * cols > 0");
   if (codes == nullptr)
@@ -129,7 +140,8 @@ inline void for_each_block(const quant_spec& spec, std::int64_t rows, std::int64
 //! Quantizes the rows x cols matrix x (element (r, c) at x[r * ld + c]) into `out`
 //! (out.rows x out.cols, out.spec). seed keys Philox for stochastic rounding.
 template <class T>
-inline void quantize(const T* x, std::int64_t ld, quantized_view out, std::uint64_t seed = 0) {
+inline void quantize(const T* x, leading_dim ld_arg, quantized_view out, std::uint64_t seed = 0) {
+  const std::int64_t ld = ld_arg.value;
   const quant_spec spec = out.spec;
   if (!detail::check_args("quantize", spec, out.rows, out.cols, ld, "x", x, "out", out.codes,
                           out.scales, out.zeros))
@@ -151,11 +163,12 @@ inline void quantize(const T* x, std::int64_t ld, quantized_view out, std::uint6
 
 //! 1-D quantize: x holds out.rows * out.cols contiguous elements (ld = out.cols).
 template <class T> inline void quantize(const T* x, quantized_view out, std::uint64_t seed = 0) {
-  quantize(x, out.cols, out, seed);
+  quantize(x, leading_dim{out.cols}, out, seed);
 }
 
 //! Dequantizes `in` into y (element (r, c) at y[r * ld + c]), rounding to T with RNE.
-template <class T> inline void dequantize(const_quantized_view in, T* y, std::int64_t ld) {
+template <class T> inline void dequantize(const_quantized_view in, T* y, leading_dim ld_arg) {
+  const std::int64_t ld = ld_arg.value;
   const quant_spec spec = in.spec;
   if (!detail::check_args("dequantize", spec, in.rows, in.cols, ld, "y", y, "in", in.codes,
                           in.scales, in.zeros))
@@ -169,19 +182,20 @@ template <class T> inline void dequantize(const_quantized_view in, T* y, std::in
         [&](std::int64_t r, std::int64_t c0, int n, std::int64_t off, std::int64_t bi) {
           detail::decode_block<C>(spec, codes + off, n, in.scales, in.zeros, bi, v.data());
           for (int j = 0; j < n; ++j)
-            y[r * ld + c0 + j] = detail::from_float<T>(v[std::size_t(j)]);
+            y[r * ld + c0 + j] = agoq::detail::to_output<T>(v[std::size_t(j)]);
         });
   });
 }
 
 //! 1-D dequantize (ld = in.cols).
 template <class T> inline void dequantize(const_quantized_view in, T* y) {
-  dequantize(in, y, in.cols);
+  dequantize(in, y, leading_dim{in.cols});
 }
 
 //! acc[r * ld + c] = fmaf(decoded(r, c), alpha, acc[r * ld + c]) (one rounding).
-inline void dequantize_accumulate(const_quantized_view in, float* acc, std::int64_t ld,
+inline void dequantize_accumulate(const_quantized_view in, float* acc, leading_dim ld_arg,
                                   float alpha = 1.0f) {
+  const std::int64_t ld = ld_arg.value;
   const quant_spec spec = in.spec;
   if (!detail::check_args("dequantize_accumulate", spec, in.rows, in.cols, ld, "acc", acc, "in",
                           in.codes, in.scales, in.zeros))
@@ -202,11 +216,21 @@ inline void dequantize_accumulate(const_quantized_view in, float* acc, std::int6
   });
 }
 
+//! 1-D dequantize_accumulate (ld = in.cols), like the GPU launcher's 1-D form.
+inline void dequantize_accumulate(const_quantized_view in, float* acc, float alpha = 1.0f) {
+  dequantize_accumulate(in, acc, leading_dim{in.cols}, alpha);
+}
+//! An integer third argument is refused at compile time: it is neither alpha (a float) nor a
+//! leading dimension (spelled leading_dim{ld}).
+template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+void dequantize_accumulate(const_quantized_view in, float* acc, I alpha_or_ld) = delete;
+
 //! buf := quantize(dequantize(buf) + x): per block, s_j = decoded_j + float(x_j) (plain fp32
 //! add), then the block is requantized from s (a new scale per block; Philox index r*cols + c).
 template <class T>
-inline void accumulate_requantize(quantized_view buf, const T* x, std::int64_t ld,
+inline void accumulate_requantize(quantized_view buf, const T* x, leading_dim ld_arg,
                                   std::uint64_t seed = 0) {
+  const std::int64_t ld = ld_arg.value;
   const quant_spec spec = buf.spec;
   if (!detail::check_args("accumulate_requantize", spec, buf.rows, buf.cols, ld, "x", x, "buf",
                           buf.codes, buf.scales, buf.zeros))
@@ -231,7 +255,7 @@ inline void accumulate_requantize(quantized_view buf, const T* x, std::int64_t l
 //! 1-D accumulate_requantize (ld = buf.cols).
 template <class T>
 inline void accumulate_requantize(quantized_view buf, const T* x, std::uint64_t seed = 0) {
-  accumulate_requantize(buf, x, buf.cols, seed);
+  accumulate_requantize(buf, x, leading_dim{buf.cols}, seed);
 }
 
 } // namespace ref
