@@ -6,7 +6,7 @@
 // Timing: CUDA events around each call (manual time); the L2 is flushed before every call.
 // Counters: GB/s (decimal), frac_copy = GB/s / the copy's GB/s at the same input size.
 // bm_traffic rows: a kernel that only moves a quantizer's bytes, with no work: what its mix of
-// reads and writes allows (bench/RESULTS.md run G: 4-bit dequantize's, 0.95 of copy at 256 MiB).
+// reads and writes allows (bench/HISTORY.md, run G: 4-bit dequantize's, 0.95 of copy, 256 MiB).
 #include <agoq/agoq.cuh>
 
 #include <benchmark/benchmark.h>

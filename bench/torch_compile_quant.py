@@ -5,9 +5,15 @@ bench/quantize_bench (CUDA events, L2 flushed, bytes = input read + codes + scal
 to a device-to-device copy in the same run. Run it in the same command as agoq_quantize_bench so
 the ratio agoq / torch.compile is measured on one GPU in one session.
 
-    python3 bench/torch_compile_quant.py [--mib 256 1024]
+    python3 bench/torch_compile_quant.py [--mib 256 1024] [--json PATH]
+
+--json PATH also writes the rows as JSON, for bench/plot_quantizers.py:
+    {"gpu": ..., "torch": ..., "rows": [{"op": "copy" | "quantize" | "dequantize",
+      "format": "int8_b128" (agoq_quantize_bench's names), "bytes": input bytes, "ms": ...,
+      "gbps": ..., "frac_copy": ...}, ...]}
 """
 import argparse
+import json
 
 import torch
 
@@ -66,8 +72,11 @@ def timeit(fn, flush, iters=20):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mib", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--mib", type=int, nargs="+", default=[256, 1024],
+                    help="input sizes in MiB of bf16 (default: 256 1024)")
+    ap.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
     args = ap.parse_args()
+    rows = []
     dev = torch.device("cuda")
     flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
     print(f"GPU: {torch.cuda.get_device_name()}  torch {torch.__version__}")
@@ -79,23 +88,36 @@ def main():
         copy_ms = timeit(lambda: y.copy_(x), flush)
         copy_gbps = 2 * n * 2 / copy_ms / 1e6
         print(f"{'copy (bf16)':<26}{mib:>8}{copy_ms:>10.3f}{copy_gbps:>10.1f}{1.0:>11.3f}")
+        rows.append(dict(op="copy", format="bf16", bytes=2 * n, ms=copy_ms, gbps=copy_gbps,
+                         frac_copy=1.0))
         scales = 4 * n / BLOCK
         cases = [
-            ("int8 quantize (compiled)", torch.compile(q_int8), 2 * n + n + scales),
-            ("fp8_e4m3 quantize (comp.)", torch.compile(q_fp8), 2 * n + n + scales),
-            ("int4 quantize (compiled)", torch.compile(q_int4), 2 * n + n / 2 + scales),
+            ("int8 quantize (compiled)", "int8_b128", torch.compile(q_int8), 2 * n + n + scales),
+            ("fp8_e4m3 quantize (comp.)", "fp8_e4m3_b128", torch.compile(q_fp8),
+             2 * n + n + scales),
+            ("int4 quantize (compiled)", "int4_b128", torch.compile(q_int4),
+             2 * n + n / 2 + scales),
         ]
-        for name, fn, nbytes in cases:
+        for name, fmt, fn, nbytes in cases:
             ms = timeit(lambda: fn(x), flush)
             gbps = nbytes / ms / 1e6
             print(f"{name:<26}{mib:>8}{ms:>10.3f}{gbps:>10.1f}{gbps / copy_gbps:>11.3f}")
+            rows.append(dict(op="quantize", format=fmt, bytes=2 * n, ms=ms, gbps=gbps,
+                             frac_copy=gbps / copy_gbps))
         q, s = q_int8(x)
         dq = torch.compile(dq_int8)
         ms = timeit(lambda: dq(q, s), flush)
         gbps = (n + scales + 2 * n) / ms / 1e6
         print(f"{'int8 dequantize (comp.)':<26}{mib:>8}{ms:>10.3f}{gbps:>10.1f}{gbps / copy_gbps:>11.3f}")
+        rows.append(dict(op="dequantize", format="int8_b128", bytes=2 * n, ms=ms, gbps=gbps,
+                         frac_copy=gbps / copy_gbps))
         del x, y, q, s
         torch.cuda.empty_cache()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, block=BLOCK,
+                           rows=rows), f, indent=1)
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include <agoq/comm/workspace.hpp>
 
 #include "allreduce_vs_nccl.cuh"
+#include "cli.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -230,8 +231,14 @@ void gpu_allreduce(int devices) {
 
 } // namespace
 
-int main() {
-  std::printf("agoq demo (version %d)\n", agoq::version);
+int main(int argc, char** argv) {
+  cli::parser p("agoq-demo",
+                "Runs what this machine allows: the host reference quantizers, the activation\n"
+                "plan and the all-reduce schedules over simulated ranks; with GPUs the kernels\n"
+                "against the reference, and with NCCL the 8-bit all-reduce next to NCCL's. Exits\n"
+                "non-zero if a check fails.");
+  if (const auto rc = p.parse(argc, argv)) return *rc;
+  std::printf("agoq demo (version %s)\n", agoq::version_string);
   std::mt19937 gen(2026);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(size_t(1) << 22); // 4 Mi values: a 4096 x 1024 activation

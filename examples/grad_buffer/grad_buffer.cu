@@ -6,11 +6,13 @@
 // buffers, the error against an fp32 accumulation + fp32 average, and checks that every rank
 // ended with the same bytes. Without a GPU it says so and exits 0.
 //
-//   agoq-grad_buffer [params=4000000] [micro_batches=8]
+//   agoq-grad_buffer [--params N] [--num-micro-batches N]     (defaults: 4000000 and 8)
 #include <agoq/agoq.cuh>
 #include <agoq/grad/grad_buffer.cuh>
 
 #include <cuda_bf16.h>
+
+#include "cli.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -21,8 +23,16 @@
 #include <vector>
 
 int main(int argc, char** argv) {
-  const std::int64_t n = argc > 1 ? std::atoll(argv[1]) : 4000000;
-  const int M = argc > 2 ? std::atoi(argv[2]) : 8;
+  std::int64_t n = 4000000;
+  int M = 8;
+  cli::parser p("agoq-grad_buffer",
+                "The 8-bit gradient buffer on every visible GPU: micro-batches of bf16 gradients\n"
+                "accumulated in INT8 (block 128, fp32 scales), all-reduced on the codes, handed to\n"
+                "the optimizer as fp32; bytes per parameter and the error against fp32.");
+  p.option("--params", "N", n, "parameters (gradient elements)", 1, std::int64_t(1) << 34)
+      .option("--num-micro-batches", "N", M, "micro-batches accumulated before the all-reduce", 1,
+              1 << 16);
+  if (const auto rc = p.parse(argc, argv)) return *rc;
   int gpus = 0;
   if (cudaGetDeviceCount(&gpus) != cudaSuccess || gpus == 0) {
     std::printf("agoq-grad_buffer: no CUDA device visible; nothing to run.\n");

@@ -11,6 +11,8 @@
 
 #include <cuda_bf16.h>
 
+#include "cli.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -102,10 +104,13 @@ void run_gpu(const std::vector<__nv_bfloat16>& hx, std::int64_t rows, std::int64
                                  rows, cols, s.spec};
 
     // 2-D forms: rows x cols with a leading dimension (here the tensor is dense: ld = cols).
-    const double qms = time_ms(
-        [&] { AGOQ_TRY(agoq::quantize(x.as<__nv_bfloat16>(), cols, q, /*seed=*/0, stream)); });
+    const double qms = time_ms([&] {
+      AGOQ_TRY(
+          agoq::quantize(x.as<__nv_bfloat16>(), agoq::leading_dim{cols}, q, /*seed=*/0, stream));
+    });
     const double dms = time_ms([&] {
-      AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), y.as<__nv_bfloat16>(), cols, stream));
+      AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), y.as<__nv_bfloat16>(),
+                                agoq::leading_dim{cols}, stream));
     });
     std::vector<__nv_bfloat16> hy(hx.size());
     AGOQ_CUDA_TRY(cudaMemcpy(hy.data(), y.p, in_bytes, cudaMemcpyDeviceToHost));
@@ -127,11 +132,11 @@ void run_host(const std::vector<__nv_bfloat16>& hx, std::int64_t rows, std::int6
     std::vector<unsigned char> codes(agoq::codes_bytes(s.spec, rows, cols));
     std::vector<unsigned char> scales(agoq::scales_bytes(s.spec, rows, cols));
     std::vector<float> zeros(agoq::zeros_bytes(s.spec, rows, cols) / sizeof(float));
-    const agoq::quantized_view q{codes.data(), scales.data(), zeros.empty() ? nullptr : zeros.data(),
-                                 rows, cols, s.spec};
+    const agoq::quantized_view q{
+        codes.data(), scales.data(), zeros.empty() ? nullptr : zeros.data(), rows, cols, s.spec};
     std::vector<__nv_bfloat16> hy(hx.size());
-    agoq::ref::quantize(hx.data(), cols, q);                            // same codes as the GPU
-    agoq::ref::dequantize(agoq::const_quantized_view(q), hy.data(), cols);
+    agoq::ref::quantize(hx.data(), agoq::leading_dim{cols}, q); // same codes as the GPU
+    agoq::ref::dequantize(agoq::const_quantized_view(q), hy.data(), agoq::leading_dim{cols});
     const std::size_t qb = quantized_bytes(s.spec, rows, cols);
     std::printf("%-18s %12zu %7.2fx %12.3e\n", s.name, qb, double(in_bytes) / qb, rel_l2(hx, hy));
   }
@@ -141,14 +146,16 @@ void run_host(const std::vector<__nv_bfloat16>& hx, std::int64_t rows, std::int6
 
 int main(int argc, char** argv) {
   std::int64_t rows = 8192, cols = 4096;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--rows") == 0) rows = std::atoll(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--cols") == 0) cols = std::atoll(argv[i + 1]);
-  }
-  if (rows <= 0 || cols <= 0) {
-    std::fprintf(stderr, "usage: agoq-quantize_tensor [--rows N] [--cols N]\n");
-    return 2;
-  }
+  cli::parser p("agoq-quantize_tensor",
+                "Quantizes and dequantizes one bf16 tensor in each main format (int8, fp8 e4m3/e5m2,\n"
+                "int4, int4 asymmetric, MXFP4): bytes, ratio to bf16, round-trip error and, with a\n"
+                "GPU, the kernels' GB/s next to a copy. Without a GPU the host reference runs\n"
+                "instead (same codes, same error) on at most 4 Mi elements.");
+  p.option("--rows", "N", rows, "rows of the tensor", 1, std::int64_t(1) << 31)
+      .option("--cols", "N", cols, "columns (the contiguous dimension)", 1, std::int64_t(1) << 31);
+  if (const auto rc = p.parse(argc, argv)) return *rc;
+  if (rows * cols > (std::int64_t(1) << 34))
+    return p.fail("--rows x --cols must be at most 2^34 elements (32 GiB of bf16)");
 
   int devices = 0;
   const bool gpu = cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;

@@ -13,7 +13,8 @@
 //! each reconstructed GEMM input against the baseline. The GEMMs are a naive kernel, the attention
 //! core (kept in bf16 by the plan) is not simulated, and the data is synthetic.
 //!
-//!   agoq-training_step [--tokens 1024] [--hidden 1024] [--ffn 2816] [--micro-batches 4] [--bits 4]
+//!   agoq-training_step [--tokens 1024] [--hidden-size 1024] [--ffn-hidden-size 2816]
+//!                      [--num-micro-batches 4] [--bits 4]
 //!
 //! Every visible GPU runs the step on its own data (one thread per GPU); the gradients are then
 //! all-reduced. Without a GPU it prints the memory plan, says so and exits 0.
@@ -21,6 +22,8 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include "cli.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -253,7 +256,8 @@ void run_rank(int rank, const shape& s, const agoq::save_plan& plan, rank_output
     const agoq::save_entry e = plan[k];
     if (e.action == agoq::save_action::keep) return a.truth.as<bf16>();
     if (e.action == agoq::save_action::store) {
-      AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(a.q), a.rebuilt.as<bf16>(), a.cols, stream));
+      AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(a.q), a.rebuilt.as<bf16>(),
+                                agoq::leading_dim{a.cols}, stream));
       return a.rebuilt.as<bf16>();
     }
     const bf16* src = self(self, e.from);
@@ -282,7 +286,7 @@ void run_rank(int rank, const shape& s, const agoq::save_plan& plan, rank_output
     // ... and store what the plan stores (rounding per the entry's spec; the seed keys stochastic)
     for (activation& a : acts)
       if (plan[a.kind].action == agoq::save_action::store)
-        AGOQ_TRY(agoq::quantize(a.truth.as<bf16>(), a.cols, a.q, seed, stream));
+        AGOQ_TRY(agoq::quantize(a.truth.as<bf16>(), agoq::leading_dim{a.cols}, a.q, seed, stream));
 
     // backward (simulated): upstream gradients, then each GEMM's weight gradient, twice
     for (std::size_t i = 0; i < gemms.size(); ++i)
@@ -342,20 +346,21 @@ double mib(std::int64_t b) { return double(b) / (1 << 20); }
 
 int main(int argc, char** argv) {
   shape s;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string f = argv[i];
-    const int v = std::atoi(argv[i + 1]);
-    if (f == "--tokens") s.tokens = v;
-    else if (f == "--hidden") s.hidden = v;
-    else if (f == "--ffn") s.ffn = v;
-    else if (f == "--micro-batches") s.micro_batches = v;
-    else if (f == "--bits") s.bits = v;
-  }
-  if (s.tokens % 16 || s.hidden % 128 || s.ffn % 128 || s.micro_batches < 1 || s.tokens < 16) {
-    std::fprintf(stderr, "agoq-training_step: --tokens must be a multiple of 16, --hidden and --ffn "
-                         "multiples of 128, --micro-batches >= 1\n");
-    return 2;
-  }
+  cli::parser p("agoq-training_step",
+                "One simulated LLaMA layer: activations stored per the paper's plan and rebuilt in\n"
+                "backward, weight gradients accumulated over micro-batches in an INT8 buffer and\n"
+                "all-reduced over every GPU; memory saved and error against a BF16 run. Without a\n"
+                "GPU it prints the plan only.");
+  p.option("--tokens", "N", s.tokens, "tokens per micro-batch (a multiple of 16)", 16, 1 << 20)
+      .option("--hidden-size", "N", s.hidden, "hidden size (a multiple of 128)", 128, 1 << 16)
+      .option("--ffn-hidden-size", "N", s.ffn, "MLP intermediate size (a multiple of 128)", 128,
+              1 << 18)
+      .option("--num-micro-batches", "N", s.micro_batches, "micro-batches accumulated", 1, 1 << 12)
+      .option("--bits", "B", s.bits, "the pipeline stage's width for the stored activations", 2, 8);
+  if (const auto rc = p.parse(argc, argv)) return *rc;
+  if (s.tokens % 16) return p.fail("--tokens must be a multiple of 16");
+  if (s.hidden % 128) return p.fail("--hidden-size must be a multiple of 128");
+  if (s.ffn % 128) return p.fail("--ffn-hidden-size must be a multiple of 128");
 
   try {
     // The paper's LAAQ plan at this stage's width (DBCA-PP would pick it per pipeline stage).

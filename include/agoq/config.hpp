@@ -20,12 +20,14 @@
 #define AGOQ_HAS_CUDA() 0
 #endif
 
-#if defined(__has_include)
-#if __has_include(<nccl.h>)
+//! AGOQ_HAS_NCCL(): 1 when the collectives (comm/, the gradient buffer's all-reduce) are compiled.
+//! It follows AGOQ_WITH_NCCL, which linking the CMake target `agoq::comm` defines as 1; code that
+//! links only `agoq::agoq` gets 0 and never parses <nccl.h>, even where the CUDA toolkit ships one
+//! (CUDA 13 does). Without CMake, define it yourself: `-DAGOQ_WITH_NCCL=1` compiles the collectives
+//! (<nccl.h> on the include path, libnccl linked); undefined or 0 leaves them out. Give every
+//! translation unit of one program the same value (what links `agoq::comm` links it whole).
+#if defined(AGOQ_WITH_NCCL) && (AGOQ_WITH_NCCL + 0)
 #define AGOQ_HAS_NCCL() 1
-#else
-#define AGOQ_HAS_NCCL() 0
-#endif
 #else
 #define AGOQ_HAS_NCCL() 0
 #endif

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # cmake -DREADME=<README.md> -DWORK_DIR=<dir> -DCXX=<g++> -DNVCC=<nvcc> -DCUDA_ARCH=<90>
-#       -DINCLUDES=<dir|dir|...> -P readme_blocks.cmake
+#       -DINCLUDES=<dir|dir|...> [-DDEFINES=<NAME=VALUE>] -P readme_blocks.cmake
 #
 # Extracts every ```cpp block of README.md and compiles it. Each block becomes the body of its own
 # function, in a nested scope after a small prelude of declared variables (prelude_host.inc,
@@ -8,7 +8,8 @@
 # piece of the caller's code; its #include lines move to the top of the file. A block that
 # includes a .cuh goes to one nvcc translation unit, every other block to one translation unit of
 # the C++ compiler (host-only code must compile without nvcc). A block that mentions NCCL is
-# compiled only when <nccl.h> is found. Each function is named after the block's README line.
+# compiled only when AGOQ_HAS_NCCL() (DEFINES=AGOQ_WITH_NCCL=1, as agoq::comm gives). Each
+# function is named after the block's README line.
 foreach(v README WORK_DIR CXX NVCC CUDA_ARCH INCLUDES)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "readme_blocks.cmake: -D${v}=... is required")
@@ -16,14 +17,9 @@ foreach(v README WORK_DIR CXX NVCC CUDA_ARCH INCLUDES)
 endforeach()
 get_filename_component(here ${CMAKE_CURRENT_LIST_FILE} DIRECTORY)
 
-# README.md as a list of lines. Characters that CMake lists treat specially are swapped for
-# placeholders first and restored when the files are written.
-file(READ ${README} text)
-string(REPLACE "\\" "@AGOQ_BS@" text "${text}")
-string(REPLACE ";" "@AGOQ_SC@" text "${text}")
-string(REPLACE "[" "@AGOQ_LB@" text "${text}")
-string(REPLACE "]" "@AGOQ_RB@" text "${text}")
-string(REPLACE "\n" "@AGOQ_EOL@;" lines "${text}") # no element is empty
+# README.md as a list of lines (readme_lines.cmake).
+include(${here}/readme_lines.cmake)
+read_lines(${README} lines)
 
 set(in_block OFF)
 set(lineno 0)
@@ -83,19 +79,13 @@ if(total EQUAL 0)
   message(FATAL_ERROR "README.md has no ```cpp block: is this the right file?")
 endif()
 
-function(restore var)
-  set(t "${${var}}")
-  string(REPLACE "@AGOQ_SC@" ";" t "${t}")
-  string(REPLACE "@AGOQ_LB@" "[" t "${t}")
-  string(REPLACE "@AGOQ_RB@" "]" t "${t}")
-  string(REPLACE "@AGOQ_BS@" "\\" t "${t}")
-  set(${var} "${t}" PARENT_SCOPE)
-endfunction()
-
 string(REPLACE "|" ";" include_dirs "${INCLUDES}")
 set(flags -std=c++17 -I${here})
 foreach(d IN LISTS include_dirs)
   list(APPEND flags -I${d})
+endforeach()
+foreach(d IN LISTS DEFINES)
+  list(APPEND flags -D${d})
 endforeach()
 file(MAKE_DIRECTORY ${WORK_DIR})
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <sstream>
+#include <string>
 
 using namespace agoq;
 
@@ -151,4 +153,77 @@ TEST(PolicyPlanner, RejectsBadShapes) {
   m.seq = 0;
   EXPECT_THROW(plan_memory(m, paper_save_plan()), invalid_argument);
   EXPECT_THROW(layer_activation_memory(table1_shape(), paper_save_plan(), 9), invalid_argument);
+}
+
+// MoE (file comment of planner.hpp): Table 1's layer with its MLP as 8 experts, top-2, expert FFN
+// = ffn. Paper accounting at 4 bits: the dense MLP's stored SwiGLU input (2U) becomes the two
+// experts' SwiGLU inputs (4U); everything else of the MoE MLP is recomputed or a statistic.
+// BF16: router input 1U + expert inputs 2U + SwiGLU inputs 16U + down inputs 8U = 27U instead of
+// the dense MLP's 17U (up 1 + SwiGLU 8 + its state 4 + down 4).
+TEST(PolicyPlanner, MixtureOfExperts) {
+  model_shape m = table1_shape();
+  m.experts = 8;
+  m.moe_top_k = 2;
+  const auto l = layer_activation_memory(m, paper_save_plan(), 4, accounting::paper);
+  EXPECT_EQ(quarter_units(l.bytes, m), 39);
+  EXPECT_EQ(l.baseline_bytes, 38 * m.unit_bytes());
+  EXPECT_EQ(l.bytes_of(layer_kind::swiglu_input), 0); // no dense MLP
+  EXPECT_EQ(l.bytes_of(layer_kind::moe_expert_swiglu_input), 4 * m.unit_bytes());
+  // exact accounting keeps the router probabilities: fp32, one per expert and token
+  const auto e = layer_activation_memory(m, paper_save_plan(), 4, accounting::exact);
+  EXPECT_EQ(e.bytes_of(layer_kind::moe_router_probs), m.tokens() * 8 * 4);
+  EXPECT_EQ(e.baseline_bytes_of(layer_kind::moe_router_probs), m.tokens() * 8 * 4);
+  // a smaller expert FFN (moe_ffn) and top-1: SwiGLU inputs 1 x 2 x ffn/4 = 2h -> 0.5U at 4 bits
+  m.moe_top_k = 1;
+  m.moe_ffn = m.ffn / 4;
+  const auto s = layer_activation_memory(m, paper_save_plan(), 4, accounting::paper);
+  EXPECT_EQ(quarter_units(s.bytes, m), 31 - 8 + 2);
+  // GPT experts have a GELU MLP: their activation input is top_k x f_e, not 2 x
+  m.block = block_kind::gpt;
+  const auto g = layer_activation_memory(m, bf16_save_plan(), 4, accounting::paper);
+  EXPECT_EQ(g.baseline_bytes_of(layer_kind::moe_expert_swiglu_input), m.unit_bytes());
+  EXPECT_EQ(g.bytes_of(layer_kind::gelu_input), 0);
+  // a dense model ignores the MoE fields in == and in the plan
+  model_shape d1 = table1_shape(), d2 = table1_shape();
+  d2.moe_top_k = 5;
+  EXPECT_EQ(d1, d2);
+}
+
+TEST(PolicyPlanner, RejectsBadMoeShapes) {
+  model_shape m = table1_shape();
+  m.experts = -1;
+  EXPECT_THROW(plan_memory(m, paper_save_plan()), invalid_argument);
+  m.experts = 4;
+  m.moe_top_k = 5;
+  try {
+    plan_memory(m, paper_save_plan());
+    ADD_FAILURE() << "top_k > experts accepted";
+  } catch (const invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("moe_top_k"), std::string::npos) << e.what();
+  }
+  m.moe_top_k = 0;
+  EXPECT_THROW(plan_memory(m, paper_save_plan()), invalid_argument);
+  m.moe_top_k = 2;
+  m.moe_ffn = -8;
+  EXPECT_THROW(layer_activation_memory(m, paper_save_plan(), 4), invalid_argument);
+}
+
+// operator<< of a plan: human units and each stage's resolved width.
+TEST(PolicyPlanner, PrintsHumanUnitsAndStageBits) {
+  model_shape m = model_shape::llama2_7b();
+  m.stages = 4;
+  m.micro_batches = 8;
+  m.virtual_stages = 2;
+  m.schedule = pipeline_schedule::interleaved_1f1b;
+  std::ostringstream os;
+  os << plan_memory(m, paper_save_plan());
+  const std::string s = os.str();
+  EXPECT_NE(s.find("bits per stage 4 4 6 8"), std::string::npos) << s;
+  EXPECT_NE(s.find("GiB"), std::string::npos) << s;
+  EXPECT_NE(s.find("{stage 1: 4 bits, stash 11 x 4 layers, 9.96 GiB (bf16 31.3 GiB"),
+            std::string::npos)
+      << s;
+  EXPECT_EQ(detail::human_bytes(512), "512 B");
+  EXPECT_EQ(detail::human_bytes(3 << 20), "3.00 MiB");
+  EXPECT_EQ(detail::human_bytes(std::int64_t(1) << 40), "1.00 TiB");
 }

@@ -89,7 +89,7 @@ TEST(PolicyText, RoundTrips) {
   EXPECT_EQ(parse_policy(to_string(p, paper_save_plan())), p);
   EXPECT_EQ(parse_policy(to_string(paper_save_plan()), bf16_save_plan()), paper_save_plan());
   EXPECT_EQ(to_string(paper_save_plan(), paper_save_plan()), "");
-  EXPECT_EQ(parse_policy(""), paper_save_plan());
+  EXPECT_EQ(parse_policy("paper"), paper_save_plan());
   EXPECT_TRUE(contains(to_string(paper_save_plan()), "attention_q=bf16"));
   EXPECT_TRUE(contains(to_string(paper_save_plan()), "qkv_input=recompute:attn_norm_input"));
 }
@@ -125,4 +125,39 @@ TEST(PolicyText, ErrorsNameTheKeyOrValue) {
   EXPECT_TRUE(contains(e, "empty entry")) << e;
   EXPECT_THROW(parse_layer_kind("qkv"), invalid_argument);
   EXPECT_EQ(parse_layer_kind("qkv_input"), layer_kind::qkv_input);
+}
+
+TEST(PolicyText, EmptyTextIsRefusedAndPlansHaveNames) {
+  std::string e = error_of("");
+  EXPECT_TRUE(contains(e, "empty policy text")) << e;
+  EXPECT_TRUE(contains(e, "\"paper\"")) << e;
+  EXPECT_TRUE(contains(error_of("  "), "empty policy text"));
+  EXPECT_EQ(parse_policy("paper", bf16_save_plan()), paper_save_plan());
+  EXPECT_EQ(parse_policy(" bf16 "), bf16_save_plan());
+  save_plan want = bf16_save_plan();
+  want.set(layer_kind::qkv_input, save_entry::stored(quant_spec{format::int8, 64}));
+  EXPECT_EQ(parse_policy("bf16, qkv_input=int8/64"), want);
+  // a plan name replaces everything before it
+  EXPECT_EQ(parse_policy("qkv_input=int8/64,paper"), paper_save_plan());
+  e = error_of("llama");
+  EXPECT_TRUE(contains(e, "not a plan name")) << e;
+}
+
+TEST(PolicyText, WhitespaceInsideValuesIsIgnored) {
+  EXPECT_EQ(parse_policy(" swiglu_input = int4 / 64 / sr "),
+            parse_policy("swiglu_input=int4/64/sr"));
+  EXPECT_EQ(parse_policy("qkv_input = recompute : attn_norm_input"),
+            parse_policy("qkv_input=recompute:attn_norm_input"));
+  EXPECT_EQ(parse_policy("rmsnorm_input=stage / 32"), parse_policy("rmsnorm_input=stage/32"));
+}
+
+TEST(PolicyText, ErrorsNameTheGroupKeyAsWritten) {
+  std::string e = error_of("attention_core=bf17");
+  EXPECT_TRUE(contains(e, "for attention_core")) << e;
+  EXPECT_TRUE(contains(e, "'bf17'")) << e;
+  e = error_of("rmsnorm_input=int4/100");
+  EXPECT_TRUE(contains(e, "for rmsnorm_input")) << e;
+  // a kind key is named once, without the "(at ...)" of a group
+  e = error_of("qkv_input=bf17");
+  EXPECT_TRUE(contains(e, "for qkv_input: ")) << e;
 }

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file policy/policy_text.hpp
-//! The text form of a policy: comma-separated `key=value` entries, applied left to right on top
-//! of a base plan (the paper's by default). Whitespace around keys and values is ignored.
+//! The text form of a policy: comma-separated entries, applied left to right on top of a base
+//! plan (the paper's by default). Whitespace around entries, keys, values and the '/'-separated
+//! parts of a value is ignored (`int4 / 64` is `int4/64`).
+//!
+//! An entry is `key=value`, or the name of a whole plan that replaces everything so far:
+//! `paper` (`paper_save_plan()`, AGoQ's LAAQ plan) or `bf16` (`bf16_save_plan()`, everything kept).
+//! "paper" alone spells the paper's plan; "bf16,rmsnorm_input=int8" starts from the baseline. An
+//! empty text is refused (write "paper" for the default plan).
 //!
 //! Keys: a `layer_kind` name (e.g. `qkv_input`), or a group that sets all its kinds:
 //! `rmsnorm_input` (attn_norm_input, ffn_norm_input), `norm_stats`, `attention_core`
@@ -20,7 +26,7 @@
 //! Example: `parse_policy("rmsnorm_input=int4/128,attention_core=bf16")`.
 #pragma once
 
-#include "agoq/error.hpp"
+#include "agoq/status.hpp"
 #include "agoq/format/format.hpp"
 #include "agoq/policy/layer_kind.hpp"
 #include "agoq/policy/save_plan.hpp"
@@ -94,6 +100,13 @@ inline bool parse_layer_kind(const std::string& s, layer_kind& out) {
   return false;
 }
 
+//! The whole plans an entry without '=' may name.
+inline bool parse_plan_name(const std::string& s, save_plan& out) {
+  if (s == "paper") return out = paper_save_plan(), true;
+  if (s == "bf16") return out = bf16_save_plan(), true;
+  return false;
+}
+
 inline bool parse_format(const std::string& s, format& out) {
   for (int i = 0; i <= int(format::fp4_e2m1); ++i)
     if (s == to_string(format(i))) {
@@ -118,11 +131,15 @@ inline layer_kind parse_layer_kind(const std::string& name) {
   return k;
 }
 
-//! Parses one value of the text form for `kind` (see the file comment). Throws
-//! invalid_argument naming the entry, the part that is wrong and what is accepted.
-inline save_entry parse_save_entry(layer_kind kind, const std::string& value) {
+namespace detail {
+//! parse_save_entry, with `key` (the key as written: a kind or a group name) in the messages.
+inline save_entry parse_save_entry(layer_kind kind, const std::string& value,
+                                   const std::string& key) {
   const std::string v = detail::trim(value);
-  const std::string where = "agoq::parse_policy: value '" + v + "' for " + to_string(kind) + ": ";
+  const std::string where = "agoq::parse_policy: value '" + v + "' for " + key +
+                            (key == to_string(kind) ? std::string()
+                                                    : std::string(" (at ") + to_string(kind) + ")") +
+                            ": ";
   if (v == "bf16" || v == "keep") return save_entry::kept();
   if (v == "recompute") {
     const layer_kind src = recompute_source(kind);
@@ -131,8 +148,9 @@ inline save_entry parse_save_entry(layer_kind kind, const std::string& value) {
                              " has no natural recompute source; write recompute:<kind>");
     return save_entry::recomputed(src);
   }
-  if (v.rfind("recompute:", 0) == 0) {
-    const std::string src_name = v.substr(10);
+  const auto colon = v.find(':');
+  if (colon != std::string::npos && detail::trim(v.substr(0, colon)) == "recompute") {
+    const std::string src_name = detail::trim(v.substr(colon + 1));
     layer_kind src{};
     if (!detail::parse_layer_kind(src_name, src))
       throw invalid_argument(where + "unknown source kind '" + src_name +
@@ -141,7 +159,8 @@ inline save_entry parse_save_entry(layer_kind kind, const std::string& value) {
       throw invalid_argument(where + "a tensor cannot be recomputed from itself");
     return save_entry::recomputed(src);
   }
-  const std::vector<std::string> parts = detail::split(v, '/');
+  std::vector<std::string> parts = detail::split(v, '/');
+  for (std::string& part : parts) part = detail::trim(part);
   save_entry e;
   e.action = save_action::store;
   if (parts[0] == "stage") {
@@ -186,27 +205,40 @@ inline save_entry parse_save_entry(layer_kind kind, const std::string& value) {
   if (const char* msg = validate(e.spec)) throw invalid_argument(where + msg);
   return e;
 }
+} // namespace detail
 
-//! Applies the text `text` to `base` (default: the paper's plan) and returns the result; an
-//! empty text returns `base`. Throws invalid_argument for an entry without '=', an unknown key,
-//! a bad value (see `parse_save_entry`) or a plan whose recompute chains do not end in a stored
-//! or kept tensor. Example: `parse_policy("rmsnorm_input=int4/128,attention_core=bf16")`.
+//! Parses one value of the text form for `kind` (see the file comment). Throws
+//! invalid_argument naming the entry, the part that is wrong and what is accepted.
+inline save_entry parse_save_entry(layer_kind kind, const std::string& value) {
+  return detail::parse_save_entry(kind, value, to_string(kind));
+}
+
+//! Applies the text `text` to `base` (default: the paper's plan) and returns the result (see the
+//! file comment). Throws invalid_argument for an empty text, an entry without '=' that is not a
+//! plan name, an unknown key, a bad value (see `parse_save_entry`; the message names the key as
+//! written) or a plan whose recompute chains do not end in a stored or kept tensor.
+//! Examples: `parse_policy("paper")`, `parse_policy("rmsnorm_input=int4/128,attention_core=bf16")`.
 inline save_plan parse_policy(const std::string& text, save_plan base = paper_save_plan()) {
-  if (detail::trim(text).empty()) return base;
+  if (detail::trim(text).empty())
+    throw invalid_argument("agoq::parse_policy: empty policy text; write \"paper\" for the "
+                           "paper's plan, \"bf16\" for everything kept, or key=value entries");
   for (const std::string& raw : detail::split(text, ',')) {
     const std::string item = detail::trim(raw);
     if (item.empty())
       throw invalid_argument("agoq::parse_policy: empty entry in '" + text +
                              "'; entries are key=value separated by ','");
     const auto eq = item.find('=');
-    if (eq == std::string::npos)
+    if (eq == std::string::npos) {
+      if (detail::parse_plan_name(item, base)) continue;
       throw invalid_argument("agoq::parse_policy: entry '" + item +
-                             "' has no '='; entries are key=value");
+                             "' has no '=' and is not a plan name; entries are key=value, or "
+                             "paper or bf16 for a whole plan");
+    }
     const std::string key = detail::trim(item.substr(0, eq));
     const std::string value = item.substr(eq + 1);
     layer_kind k{};
     if (detail::parse_layer_kind(key, k)) {
-      base.set(k, parse_save_entry(k, value));
+      base.set(k, detail::parse_save_entry(k, value, key));
       continue;
     }
     bool found = false;
@@ -215,7 +247,7 @@ inline save_plan parse_policy(const std::string& text, save_plan base = paper_sa
       found = true;
       for (std::size_t i = 0; i < layer_kind_count; ++i)
         if (group_of(layer_kind(i)) == g.group)
-          base.set(layer_kind(i), parse_save_entry(layer_kind(i), value));
+          base.set(layer_kind(i), detail::parse_save_entry(layer_kind(i), value, key));
     }
     if (!found)
       throw invalid_argument("agoq::parse_policy: unknown key '" + key + "' in entry '" + item +
@@ -241,8 +273,8 @@ inline std::string to_string(const save_plan& p) {
 }
 
 //! The shortest text that turns `base` into `p`: only the entries that differ, a group key where
-//! every kind of the group differs and all get the same value. Empty when p == base.
-//! `parse_policy(to_string(p, base), base) == p`.
+//! every kind of the group differs and all get the same value. Empty when p == base (an empty
+//! text does not parse: test for it). Otherwise `parse_policy(to_string(p, base), base) == p`.
 inline std::string to_string(const save_plan& p, const save_plan& base) {
   std::string out;
   auto add = [&](const std::string& key, const save_entry& e) {

@@ -8,6 +8,9 @@
 
 int run_on_gpu_if_present(); // kernel.cu
 
+// agoq::agoq alone leaves the collectives out (agoq::comm turns them on with AGOQ_WITH_NCCL=1).
+static_assert(!AGOQ_HAS_NCCL(), "AGOQ_HAS_NCCL() follows agoq::comm, not <nccl.h>");
+
 int main() {
   const agoq::quant_spec spec{agoq::format::int8, 128};
   static_assert(agoq::codes_bytes(agoq::quant_spec{agoq::format::int4, 32}, 100) == 64);
@@ -19,12 +22,16 @@ int main() {
   agoq::ref::quantize(x.data(), agoq::quantized_view{codes.data(), scales.data(), nullptr, 1, n, spec});
   agoq::ref::dequantize(agoq::const_quantized_view{codes.data(), scales.data(), nullptr, 1, n, spec},
                         y.data());
+  // a std::size_t count is accepted by the views (no narrowing error)
+  const std::size_t size_n = codes.size() ? std::size_t(n) : 0;
+  const agoq::const_quantized_view sized{codes.data(), scales.data(), nullptr, 1, size_n, spec};
+  if (sized.count() != n) return 1;
   for (std::int64_t i = 0; i < n; ++i) {
     if (!(std::fabs(y[i] - x[i]) <= 8.0f / 127.0f / 2.0f * 1.001f)) { // amax 8: half a step
       std::printf("mismatch at %lld: %g != %g\n", (long long)i, y[i], x[i]);
       return 1;
     }
   }
-  std::printf("agoq %d host round trip ok\n", agoq::version);
+  std::printf("agoq %s host round trip ok\n", agoq::version_string);
   return run_on_gpu_if_present();
 }
