@@ -2,9 +2,11 @@
 # The GPU lane, as run on an H200 machine through the device tool: build, GPU tests (a skip is a
 # failure), compute-sanitizer on a subset, the quantizer benchmark and the torch.compile baseline.
 # Logs go to $OUT (or ./gpu-logs).
-# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|grad|sanitize|profile|multi|all]...
+# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|plot|grad|sanitize|profile|multi|all]...
 #   tests: every ctest test (needs the full build); gtests: only the GPU test binary;
-#   bench: the quantizer benchmark; torch: the torch.compile baseline; grad: the gradient-buffer
+#   bench: the quantizer benchmark; torch: the torch.compile baseline; plot: both in JSON
+#   (quantize.json, torch_compile.json) and docs/quantizers.png from them (bench/plot_quantizers.py,
+#   written to $OUT/quantizers.png; copy it to docs/); grad: the gradient-buffer
 #   benchmark; sanitize: compute-sanitizer memcheck, racecheck and synccheck on a subset of the
 #   GPU tests; profile: Nsight Compute on the main quantizer kernels at 256 MiB; multi (for 2+
 #   GPUs): the all-reduce's NCCL transfers alone (--transfers), every algorithm next to NCCL from
@@ -48,6 +50,13 @@ fi
 if want torch all; then
   PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib ${AGOQ_TORCH_MIB:-256 1024} > "$out/torch_compile.txt" 2>&1 || rc=1
   cat "$out/torch_compile.txt"
+fi
+if want plot; then
+  build-gpu/bench/agoq_quantize_bench --benchmark_format=json > "$out/quantize.json" 2> "$out/quantize_bench.err" || rc=1
+  PYTHONUNBUFFERED=1 python3 bench/torch_compile_quant.py --mib ${AGOQ_TORCH_MIB:-256 1024} \
+    --json "$out/torch_compile.json" > "$out/torch_compile.txt" 2>&1 || rc=1
+  python3 bench/plot_quantizers.py "$out/quantize.json" --torch "$out/torch_compile.json" \
+    -o "$out/quantizers.png" || rc=1
 fi
 if want grad all; then
   build-gpu/bench/agoq_grad_buffer_bench --benchmark_counters_tabular=true \
