@@ -32,28 +32,36 @@ template <> AGOQ_HOST_DEVICE __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
 //! nearest even, saturating at T's largest finite value (a value that would round to +-Inf,
 //! and +-Inf itself, give +-max; NaN stays NaN), as cvt.rn.satfinite does on the device
 //! (sm_80+). To float: x itself (decoded values are already finite: codec.hpp's decode).
+//! cvt.rn.satfinite to f16/bf16: sm_80+ and PTX ISA 8.1 (CUDA 12.1+); else the emulation below.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 &&                                             \
+    (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 1))
+#define AGOQ_HAS_CVT_SATFINITE() 1
+#else
+#define AGOQ_HAS_CVT_SATFINITE() 0
+#endif
+
 template <class T> AGOQ_HOST_DEVICE T to_output(float x);
 template <> AGOQ_HOST_DEVICE float to_output<float>(float x) { return x; }
 template <> AGOQ_HOST_DEVICE __half to_output<__half>(float x) {
-#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if AGOQ_HAS_CVT_SATFINITE()
   std::uint16_t r;
   asm("cvt.rn.satfinite.f16.f32 %0, %1;" : "=h"(r) : "f"(x));
   return __ushort_as_half(r);
 #else
   const __half h = __float2half_rn(x);
-  if (is_nan(x) || !__hisinf(h)) return h;
-  return __ushort_as_half(x > 0.0f ? 0x7BFFu : 0xFBFFu); // +-65504
+  if (is_nan(x) || (__half_as_ushort(h) & 0x7FFFu) != 0x7C00u) return h; // not +-Inf
+  return __ushort_as_half(x > 0.0f ? 0x7BFFu : 0xFBFFu);                  // +-65504
 #endif
 }
 template <> AGOQ_HOST_DEVICE __nv_bfloat16 to_output<__nv_bfloat16>(float x) {
-#if AGOQ_IS_DEVICE_CODE() && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if AGOQ_HAS_CVT_SATFINITE()
   std::uint16_t r;
   asm("cvt.rn.satfinite.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
   return __ushort_as_bfloat16(r);
 #else
   const __nv_bfloat16 b = __float2bfloat16_rn(x);
-  if (is_nan(x) || !__hisinf(b)) return b;
-  return __ushort_as_bfloat16(x > 0.0f ? 0x7F7Fu : 0xFF7Fu); // +-3.3895e38
+  if (is_nan(x) || (__bfloat16_as_ushort(b) & 0x7FFFu) != 0x7F80u) return b; // not +-Inf
+  return __ushort_as_bfloat16(x > 0.0f ? 0x7F7Fu : 0xFF7Fu);                  // +-3.3895e38
 #endif
 }
 

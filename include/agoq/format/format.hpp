@@ -20,7 +20,9 @@
 //!   saturates at that type's largest finite value (65504 for fp16), as cvt.rn.satfinite does.
 //!   (fp32 sums that overflow, in dequantize_accumulate or the all-reduce, follow fp32 rules.)
 //! - A block of tiny values keeps its relative accuracy: scales below 2^-126 encode exactly as
-//!   if fp32 had an unbounded exponent (a power-of-two pre-scale), down to fp32 subnormals.
+//!   if fp32 had an unbounded exponent (a power-of-two pre-scale). The scale itself is an fp32
+//!   number, so below 2^-126 it holds fewer bits, and a block whose largest |x| is below about
+//!   qmax x 2^-150 gets scale 0 and decodes to zeros.
 //! - A block holding NaN or +-Inf decodes to NaN (scale NaN, codes 0); an all-zero block decodes
 //!   to zeros (scale 0).
 #pragma once

@@ -161,7 +161,7 @@ template <class T> AGOQ_DEVICE std::uint16_t to_bits16(float v) {
 
 //! [to_bits16(hi) | to_bits16(lo)] in one conversion (cvt.rn.satfinite.{bf16x2,f16x2}.f32).
 template <class T> AGOQ_DEVICE std::uint32_t to_bits16x2(float lo, float hi) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if AGOQ_HAS_CVT_SATFINITE()
   std::uint32_t r;
   if constexpr (std::is_same_v<T, __nv_bfloat16>)
     asm("cvt.rn.satfinite.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
@@ -460,15 +460,20 @@ inline constexpr std::uint32_t round_magic_bits = 0x4B400000u;
 //! s = RN(range / qmax), pre = 1 and inv = RN(1 / s) (or a power-of-two scale rounded up),
 //! every |x * inv| (asymmetric: (x - zero) * inv, which is >= 0) is at most
 //! qmax * (1 + 2^-24)^2 / (1 - 2^-24) < qmax + 0.5, so rint stays in range and no product is
-//! NaN. Subnormal, zero, Inf and NaN scales and pre != 1 take the per-element path.
+//! NaN. Subnormal, zero, Inf and NaN scales and pre != 1 take the per-element path, and so do
+//! scales of 2^127 and above: a power-of-two scale saturates there (rounded down, not up), so
+//! int2's |x * inv| can reach 2 and needs the clamp.
 AGOQ_DEVICE bool int_block_in_range(const block_params& bp) {
-  return bp.scale >= 1.17549435e-38f && bp.scale <= 3.40282347e38f && bp.pre == 1.0f;
+  return bp.scale >= 1.17549435e-38f && bp.scale < 0x1p127f && bp.pre == 1.0f;
 }
 
 //! True when a decoded chunk may hold a product that overflows fp32 (or the scale is NaN), so
-//! the fast decoders saturate it as C::decode does: below 2^100, |code| * scale (+ zero) stays
-//! far from FLT_MAX for every format.
-AGOQ_DEVICE bool decode_may_overflow(const block_params& bp) { return !(bp.scale < 0x1p100f); }
+//! the fast decoders saturate it as C::decode does: with |scale| < 2^100 and |zero| < 2^126,
+//! |code| * scale + zero stays below FLT_MAX for every format (also for scales and zero points
+//! that did not come from agoq's encoder).
+AGOQ_DEVICE bool decode_may_overflow(const block_params& bp) {
+  return !(fabsf(bp.scale) < 0x1p100f && fabsf(bp.zero) < 0x1p126f);
+}
 
 //! Impl::encode(v) (Stochastic: Impl::encode_sr(v, u)) of a finite v for the small float
 //! formats (format/fp8.hpp), without the reference's per-element branches and division. With

@@ -8,7 +8,7 @@
 //! Input element (r, c) is x[r * ld + c], the leading dimension passed as `agoq::leading_dim{ld}`
 //! (quant/view.hpp; a bare integer argument is always a seed); 1-D overloads: one row, ld = cols.
 //! Element types T: float, __half, __nv_bfloat16 (converted to fp32 exactly; outputs rounded to T
-//! with RNE). Codes of a tail block beyond cols are 0.
+//! by to_output: nearest even, bf16/fp16 saturating). Codes of a tail block beyond cols are 0.
 //!
 //! Errors: agoq::invalid_argument, "agoq::ref::<function>: <argument> <rule>", for an invalid spec
 //! (agoq::validate), negative rows/cols, a shape whose byte counts overflow std::int64_t
@@ -166,7 +166,7 @@ template <class T> inline void quantize(const T* x, quantized_view out, std::uin
   quantize(x, leading_dim{out.cols}, out, seed);
 }
 
-//! Dequantizes `in` into y (element (r, c) at y[r * ld + c]), rounding to T with RNE.
+//! Dequantizes `in` into y (element (r, c) at y[r * ld + c]), rounded to T by to_output.
 template <class T> inline void dequantize(const_quantized_view in, T* y, leading_dim ld_arg) {
   const std::int64_t ld = ld_arg.value;
   const quant_spec spec = in.spec;
