@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// A quantized tensor in host memory for the host tests: codes (poisoned with 0xAB, so an
-// unwritten code shows), scales, zero points and the view over them.
+// The host tests' list of formats, and a quantized tensor in host memory: codes (poisoned with
+// 0xAB, so an unwritten code shows), scales, zero points and the view over them.
 #pragma once
 
 #include <agoq/format/format.hpp>
@@ -12,6 +12,12 @@
 #include <vector>
 
 namespace agoq_test {
+
+//! Every code format, for loops over all of them.
+inline constexpr agoq::format all_formats[] = {
+    agoq::format::int2,     agoq::format::int3,    agoq::format::int4, agoq::format::int5,
+    agoq::format::int6,     agoq::format::int7,    agoq::format::int8, agoq::format::fp8_e4m3,
+    agoq::format::fp8_e5m2, agoq::format::fp4_e2m1};
 
 struct qtensor {
   std::vector<std::uint8_t> codes, scales;

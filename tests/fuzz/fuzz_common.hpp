@@ -83,6 +83,15 @@ inline agoq::quant_spec spec_of(std::uint8_t b0, std::uint8_t b1) {
   return s;
 }
 
+//! Calls fn(T{}) for the element type that byte b picks (b % 3: float, __half, __nv_bfloat16).
+template <class Fn> void with_element(std::uint8_t b, Fn&& fn) {
+  switch (b % 3) {
+  case 0: fn(float{}); break;
+  case 1: fn(__half{}); break;
+  default: fn(__nv_bfloat16{}); break;
+  }
+}
+
 inline std::string describe(const agoq::quant_spec& s) {
   return std::string(agoq::to_string(s.format)) + (s.symmetric ? "" : "_asym") + "/" +
          std::to_string(s.block) + "/" + agoq::to_string(s.scale) + "/" +

@@ -399,10 +399,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const quant_spec s = spec_of(b0, b1);
-  switch (b2 % 3) {
-  case 0: run<float>(in, s, std::uint8_t(b2 / 3)); break;
-  case 1: run<__half>(in, s, std::uint8_t(b2 / 3)); break;
-  default: run<__nv_bfloat16>(in, s, std::uint8_t(b2 / 3)); break;
-  }
+  with_element(b2, [&](auto t) { run<decltype(t)>(in, s, std::uint8_t(b2 / 3)); });
   return 0;
 }

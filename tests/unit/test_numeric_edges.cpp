@@ -27,9 +27,7 @@ using agoq::quant_spec;
 using agoq::rounding;
 using agoq::scale_kind;
 
-const format all_formats[] = {format::int2,     format::int3,    format::int4, format::int5,
-                              format::int6,     format::int7,    format::int8, format::fp8_e4m3,
-                              format::fp8_e5m2, format::fp4_e2m1};
+using agoq_test::all_formats;
 
 using agoq_test::qtensor;
 
