@@ -104,7 +104,7 @@ class AllreduceHookState:
         return ws
 
 
-def allreduce_hook(state: AllreduceHookState, bucket) -> torch.futures.Future:
+def allreduce_hook(state: AllreduceHookState, bucket):
     """DDP communication hook: averages the bucket with agoq's 8-bit all-reduce, in place, on the
     current CUDA stream (DDP's own divide-by-world-size is not applied on top)."""
     t = bucket.buffer()
@@ -112,3 +112,8 @@ def allreduce_hook(state: AllreduceHookState, bucket) -> torch.futures.Future:
     fut = torch.futures.Future(devices=[t.device])
     fut.set_result(t)
     return fut
+
+
+# DDP compares the return annotation with the Future[Tensor] object itself; under
+# `from __future__ import annotations` a written annotation would be a string, and refused.
+allreduce_hook.__annotations__["return"] = torch.futures.Future[torch.Tensor]
