@@ -41,6 +41,10 @@ inline status from_cuda(cudaError_t e) {
   return status::cuda_error;
 }
 
+//! The status of the kernel launch just made on this thread. It peeks: an error the caller's own
+//! earlier code left pending is reported but not cleared, so the caller still sees it.
+inline status launched() { return from_cuda(cudaPeekAtLastError()); }
+
 //! Runs `fn`, turning what it throws into the status tier: nccl_error, cuda_error,
 //! invalid_argument and any other agoq::error become the matching status, their message kept for
 //! last_error_message(). For launchers built on throwing code (the collective schedules).
@@ -73,6 +77,7 @@ template <class Fn> status status_of(Fn&& fn) noexcept {
   const std::string where = std::string(expr) + " at " + file + ":" + std::to_string(line);
   if (s == status::invalid_argument) throw invalid_argument(last_message() + " (" + where + ")");
   if (s == status::cuda_error) throw cuda_error(last_cuda_error(), where);
+  if (s == status::not_supported) throw error(last_message() + " (" + where + ")");
   throw error(where + " returned " + to_string(s));
 }
 

@@ -68,10 +68,17 @@ inline status refuse(const char* function, const char* rule) {
   return status::invalid_argument;
 }
 
+//! Records why a launcher cannot run a valid request in this build (the kernel set of
+//! quant/kernel_set.hpp) and returns status::not_supported.
+inline status refuse_unsupported(const char* function, const char* rule) {
+  last_message() = std::string(function) + ": " + rule;
+  return status::not_supported;
+}
+
 } // namespace detail
 
-//! Why the last launcher on this thread returned status::invalid_argument, e.g.
-//! "agoq::quantize: ld must be >= cols".
+//! Why the last launcher on this thread returned status::invalid_argument or
+//! status::not_supported, e.g. "agoq::quantize: ld must be >= cols".
 inline const char* last_error_message() noexcept { return detail::last_message().c_str(); }
 
 } // namespace agoq

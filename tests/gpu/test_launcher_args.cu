@@ -69,6 +69,18 @@ static_assert(compiles<dequantize_accumulate_t, cqv, float*, ld_t, float, strm>)
 static_assert(compiles<accumulate_requantize_t, qv, const __nv_bfloat16*, int, strm>);
 static_assert(compiles<accumulate_requantize_t, qv, const float*, i64, strm>);
 static_assert(compiles<accumulate_requantize_t, qv, const float*, ld_t, u64, strm>);
+// a device seed takes the seed's place in every form; the type-erased forms take element_type
+using dseed = agoq::device_seed;
+static_assert(compiles<quantize_t, const float*, qv, dseed, strm>);
+static_assert(compiles<quantize_t, const __half*, ld_t, qv, dseed, strm>);
+static_assert(compiles<accumulate_requantize_t, qv, const __nv_bfloat16*, dseed, strm>);
+static_assert(compiles<accumulate_requantize_t, qv, const float*, ld_t, dseed, strm>);
+static_assert(!compiles<quantize_t, const float*, qv, const u64*, strm>); // spelled device_seed{p}
+using et = agoq::element_type;
+static_assert(compiles<quantize_t, const void*, et, ld_t, qv, u64, strm>);
+static_assert(compiles<dequantize_t, cqv, void*, et, ld_t, strm>);
+static_assert(compiles<accumulate_requantize_t, qv, const void*, et, ld_t, u64, strm>);
+static_assert(!compiles<quantize_t, const void*, et, i64, qv, u64, strm>);
 
 // ---- run time: refused before any CUDA call ----
 
@@ -125,6 +137,32 @@ TEST(launcher_args, refuse_misaligned_element_pointers) {
   EXPECT_TRUE(refused(agoq::dequantize_accumulate(cqv(view(quant_spec{}, 1, 100)),
                                                   at<float>(0x400001), 0.5f, strm{}),
                       "agoq::dequantize_accumulate: ", "acc must be 4-byte aligned"));
+}
+
+TEST(launcher_args, refuse_bad_device_seeds_and_element_types) {
+  quant_spec spec{format::int8, 128};
+  spec.rounding = agoq::rounding::stochastic;
+  const auto* x = at<const __nv_bfloat16>(0x400000);
+  EXPECT_TRUE(refused(agoq::quantize(x, view(spec, 1, 256), agoq::device_seed{}, strm{}),
+                      "agoq::quantize: ", "seed.ptr must not be null"));
+  EXPECT_TRUE(
+      refused(agoq::accumulate_requantize(view(spec, 1, 256), x, agoq::device_seed{}, strm{}),
+              "agoq::accumulate_requantize: ", "seed.ptr must not be null"));
+  const agoq::device_seed odd{at<const u64>(0x500004), 0};
+  EXPECT_TRUE(refused(agoq::quantize(x, view(spec, 1, 256), odd, strm{}),
+                      "agoq::quantize: ", "seed.ptr must be 8-byte aligned"));
+  EXPECT_TRUE(refused(agoq::accumulate_requantize(view(spec, 2, 128), x, ld_t{128}, odd, strm{}),
+                      "agoq::accumulate_requantize: ", "seed.ptr must be 8-byte aligned"));
+  // type-erased: a value that is no element_type, and the template's own checks
+  EXPECT_TRUE(
+      refused(agoq::quantize(x, agoq::element_type(3), ld_t{256}, view(spec, 1, 256), 0, strm{}),
+              "agoq::quantize: ", "t must be element_type::f32, f16 or bf16"));
+  EXPECT_TRUE(refused(agoq::dequantize(cqv(view(spec, 1, 256)), at<void>(0x400001),
+                                       agoq::element_type::f16, ld_t{256}, strm{}),
+                      "agoq::dequantize: ", "y must be aligned to alignof(T)"));
+  EXPECT_TRUE(refused(agoq::accumulate_requantize(view(spec, 1, 256), x, agoq::element_type::f32,
+                                                  ld_t{100}, 0, strm{}),
+                      "agoq::accumulate_requantize: ", "ld must be >= cols"));
 }
 
 TEST(launcher_args, refuse_misaligned_zeros) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// FP8 stochastic rounding by integer adds (quant/kernels.cuh, minifloat_sr_grid) against the
+// FP8 stochastic rounding by integer adds (quant/chunk_codec.cuh, minifloat_sr_grid) against the
 // reference encoder, exhaustively in the draw: around every code (the code, its fp32 neighbours,
 // the midpoint to the next code), fp32 subnormals, zeros, values past the largest and +-Inf,
 // each with all 65536 draws in both halves of a Philox word. The grid value is encoded with the
@@ -8,6 +8,7 @@
 #include "gpu/gpu_test.cuh"
 
 #include <agoq/agoq.cuh>
+#include <agoq/quant/chunk_codec.cuh> // minifloat_sr_grid, the device encoder under test
 
 #include <cmath>
 #include <cstdint>

@@ -452,4 +452,77 @@ TEST(quantize_gpu, graph_capture_replays_the_same_bits) {
   cudaStreamDestroy(stream);
 }
 
+// device_seed: the seed is read from device memory when the kernel runs, so one captured graph
+// draws new noise on each replay once the value changes; every replay is bit for bit the host
+// reference with seed *ptr + offset. Flat (bf16, 1-D, 4/8-bit), staged (fp32 input, odd widths,
+// 2-D strided) and accumulate_requantize paths.
+template <class T>
+void device_seed_case(const quant_spec& spec, std::int64_t rows, std::int64_t cols, std::int64_t ld,
+                      bool update) {
+  SCOPED_TRACE(::testing::Message() << agoq::to_string(spec.format) << " rows " << rows << " cols "
+                                    << cols << (update ? " accumulate_requantize" : " quantize"));
+  const std::vector<T> x = convert<T>(make_data(rows, ld, spec.block, 77));
+  device_buffer<T> d_x(x.size());
+  d_x.upload(x);
+  device_buffer<std::uint64_t> d_seed(1);
+  qbuffers q(spec, rows, cols);
+  cudaStream_t stream;
+  AGOQ_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  AGOQ_CUDA_TRY(cudaDeviceSynchronize());
+  const agoq::device_seed seed{d_seed.ptr, 1000};
+  cudaGraph_t graph;
+  AGOQ_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  if (update) // on a zero buffer (a valid quantized zero)
+    AGOQ_TRY(agoq::accumulate_requantize(q.view(spec, rows, cols), d_x.ptr, agoq::leading_dim{ld},
+                                         seed, stream));
+  else
+    AGOQ_TRY(
+        agoq::quantize(d_x.ptr, agoq::leading_dim{ld}, q.view(spec, rows, cols), seed, stream));
+  AGOQ_CUDA_TRY(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec;
+  AGOQ_CUDA_TRY(cudaGraphInstantiate(&exec, graph, 0));
+  std::vector<std::uint8_t> first;
+  for (std::uint64_t s : {std::uint64_t(5), std::uint64_t(1) << 40}) {
+    AGOQ_CUDA_TRY(cudaMemcpy(d_seed.ptr, &s, sizeof s, cudaMemcpyHostToDevice));
+    AGOQ_CUDA_TRY(cudaMemset(q.codes.ptr, 0, q.code_bytes));
+    AGOQ_CUDA_TRY(cudaMemset(q.scales.ptr, 0, q.scale_bytes));
+    if (q.zero_count) AGOQ_CUDA_TRY(cudaMemset(q.zeros.ptr, 0, q.zero_count * sizeof(float)));
+    AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+    AGOQ_CUDA_TRY(cudaStreamSynchronize(stream));
+    std::vector<std::uint8_t> hc(q.code_bytes), hs(q.scale_bytes);
+    std::vector<float> hz(q.zero_count);
+    const agoq::quantized_view hv{hc.data(), hs.data(), q.zero_count ? hz.data() : nullptr,
+                                  rows,      cols,      spec};
+    if (update) // the reference's own update of the same zero buffer
+      agoq::ref::accumulate_requantize(hv, x.data(), agoq::leading_dim{ld}, s + 1000);
+    else
+      agoq::ref::quantize(x.data(), agoq::leading_dim{ld}, hv, s + 1000);
+    std::vector<std::uint8_t> got = q.codes.download();
+    got.resize(q.code_bytes);
+    EXPECT_EQ(got, hc) << "seed " << s;
+    std::vector<std::uint8_t> scales = q.scales.download();
+    scales.resize(q.scale_bytes);
+    EXPECT_EQ(scales, hs) << "seed " << s;
+    if (first.empty())
+      first = got;
+    else
+      EXPECT_NE(got, first) << "a replay with a new device seed drew the same noise";
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+TEST(quantize_gpu, device_seed_graph_replays_draw_new_noise) {
+  AGOQ_REQUIRE_DEVICE();
+  const auto sr = [](format f, int block) {
+    return quant_spec{f, block, agoq::scale_kind::fp32, agoq::rounding::stochastic};
+  };
+  device_seed_case<__nv_bfloat16>(sr(format::int4, 64), 1, 4099, 4099, false); // flat
+  device_seed_case<__nv_bfloat16>(sr(format::int8, 128), 1, 8192, 8192, true); // flat update
+  device_seed_case<float>(sr(format::int8, 128), 1, 4099, 4099, false);        // staged
+  device_seed_case<__nv_bfloat16>(sr(format::int5, 32), 3, 200, 208, false);   // staged, 2-D
+  device_seed_case<__half>(sr(format::fp8_e4m3, 32), 3, 200, 208, true);       // staged update
+}
+
 } // namespace

@@ -162,7 +162,7 @@ TEST(FormatInt, CodecBlockParams) {
 
 } // namespace
 
-// The GPU integer encoders (quant/kernels.cuh, int_block_in_range) drop the clamp and the NaN
+// The GPU integer encoders (quant/chunk_codec.cuh, int_block_in_range) drop the clamp and the NaN
 // test for blocks whose scale is normal and finite, and round with t + 1.5 * 2^23 instead of a
 // conversion; the decoders rebuild q from the code the same way. These are the facts they rest
 // on, checked against the codecs the host reference uses.

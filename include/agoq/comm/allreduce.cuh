@@ -131,50 +131,23 @@ template <class T>
                                std::size_t workspace_bytes, comm_ref comm, cudaStream_t stream) {
   static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
   const char* fn = "agoq::allreduce";
-  if (const char* m = validate(cfg)) return detail::refuse(fn, m);
-  if (const char* m = validate(cfg.spec()))
-    return detail::refuse(fn, std::string("config (as quant_spec): ") + m);
-  if (count < 0)
-    return detail::refuse(fn, "count must be >= 0 (got " + std::to_string(count) + ")");
   if (!comm) return detail::refuse(fn, "comm must not be null");
-  if (count == 0) return status::success;
-  if (send == nullptr) return detail::refuse(fn, "send must not be null when count > 0");
-  if (recv == nullptr) return detail::refuse(fn, "recv must not be null when count > 0");
-  if (workspace == nullptr) return detail::refuse(fn, "workspace must not be null when count > 0");
-  if (reinterpret_cast<std::uintptr_t>(workspace) % workspace_alignment != 0)
-    return detail::refuse(fn, "workspace must be aligned to " +
-                                  std::to_string(workspace_alignment) + " bytes");
   int world = 0, device = -1;
   if (ncclResult_t r = ncclCommCount(comm.get(), &world); r != ncclSuccess)
     return detail::nccl_failed(r, "agoq::allreduce: ncclCommCount");
   if (ncclResult_t r = ncclCommCuDevice(comm.get(), &device); r != ncclSuccess)
     return detail::nccl_failed(r, "agoq::allreduce: ncclCommCuDevice");
-  if (world < 1)
-    return detail::refuse(fn, "comm's world size must be >= 1 (got " + std::to_string(world) + ")");
-  if (const std::string rule = detail::count_domain_rule(count, world); !rule.empty())
+  if (std::string rule =
+          detail::allreduce_rule(send, recv, count, cfg, workspace, workspace_bytes, world);
+      !rule.empty())
     return detail::refuse(fn, rule);
-  // after the domain check: count x sizeof(T) cannot overflow
-  if (static_cast<const void*>(send) != static_cast<const void*>(recv)) {
-    const auto sb = reinterpret_cast<std::uintptr_t>(send);
-    const auto rb = reinterpret_cast<std::uintptr_t>(recv);
-    const std::uintptr_t len = std::uintptr_t(count) * sizeof(T);
-    if (sb < rb + len && rb < sb + len)
-      return detail::refuse(fn, "recv must either equal send (in place) or not overlap it");
-  }
-  const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
-  const std::size_t need =
-      detail::make_layout(algo, make_partition(count, cfg, world), cfg.spec()).total;
-  if (workspace_bytes < need)
-    return detail::refuse(fn, "workspace_bytes must be >= " + std::to_string(need) +
-                                  " (allreduce_workspace_size; got " +
-                                  std::to_string(workspace_bytes) + ")");
+  if (count == 0) return status::success;
   detail::scoped_device guard;
   if (status s = guard.enter(device); s != status::success) return s;
   return detail::status_of([&] {
     nccl_transport tr(comm, stream);
     cuda_executor ex(stream);
-    ::agoq::allreduce<T, nccl_transport, cuda_executor>(send, recv, count, cfg, workspace,
-                                                        workspace_bytes, tr, ex);
+    detail::run_allreduce(send, recv, count, cfg, workspace, tr, ex);
   });
 }
 

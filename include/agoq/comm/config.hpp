@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file comm/config.hpp
-//! The vocabulary of agoq's quantized collectives: `algorithm`, `reduce_op`, `element_type` and
+//! The vocabulary of agoq's quantized collectives: `algorithm`, `reduce_op` and
 //! `allreduce_config` (wire format, block, scale kind, rounding, op, algorithm, seed, chunk).
 //!
 //! Every rank of a collective must pass the same count and an equal config (operator==); the
@@ -27,9 +27,6 @@ enum class algorithm : std::uint8_t {
 //! The reduction. `average` divides the fp32 sum by the world size (see schedule.hpp for where).
 enum class reduce_op : std::uint8_t { sum, average };
 
-//! Element type of the un-quantized input and output buffers.
-enum class element_type : std::uint8_t { f32, f16, bf16 };
-
 constexpr const char* to_string(algorithm a) noexcept {
   switch (a) {
   case algorithm::auto_select: return "auto";
@@ -49,28 +46,8 @@ constexpr const char* to_string(reduce_op op) noexcept {
   return "unknown_op";
 }
 
-constexpr const char* to_string(element_type t) noexcept {
-  switch (t) {
-  case element_type::f32: return "f32";
-  case element_type::f16: return "f16";
-  case element_type::bf16: return "bf16";
-  }
-  return "unknown_type";
-}
-
-namespace detail {
-//! True for f32, f16 and bf16 (a value cast from an integer may be none of them).
-constexpr bool is_known(element_type t) noexcept {
-  return t == element_type::f32 || t == element_type::f16 || t == element_type::bf16;
-}
-} // namespace detail
-
-//! Bytes of one element of type `t` (4 or 2).
-constexpr std::size_t size_of(element_type t) noexcept { return t == element_type::f32 ? 4 : 2; }
-
 inline std::ostream& operator<<(std::ostream& os, algorithm a) { return os << to_string(a); }
 inline std::ostream& operator<<(std::ostream& os, reduce_op op) { return os << to_string(op); }
-inline std::ostream& operator<<(std::ostream& os, element_type t) { return os << to_string(t); }
 
 //! Pipeline chunks the library aims for per shard when allreduce_config::chunk is 0: two-shot
 //! cuts each rank's shard into about this many chunks, so that while chunk c is exchanged chunk

@@ -87,11 +87,10 @@ class cuda_executor {
 public:
   //! An executor enqueuing on `stream`, sized for the current device. Throws agoq::cuda_error.
   explicit cuda_executor(cudaStream_t stream) : m_stream(stream) {
-    int dev = 0;
-    AGOQ_CUDA_TRY(cudaGetDevice(&dev));
-    AGOQ_CUDA_TRY(cudaDeviceGetAttribute(&m_sms, cudaDevAttrMultiProcessorCount, dev));
-    if (m_sms < 1) m_sms = 1;
-    m_codec = detail::comm_tuning();
+    detail::device_info d;
+    AGOQ_TRY(detail::current_device_info(d));
+    m_sms = d.sms;
+    m_codec = detail::comm_codec_tuning_for(d.cc);
   }
 
   cudaStream_t stream() const noexcept { return m_stream; }
@@ -167,7 +166,7 @@ private:
     const std::int64_t cap = std::int64_t(m_sms) * 8;
     return unsigned(need < cap ? need : cap);
   }
-  static void launched() { AGOQ_CUDA_TRY(cudaGetLastError()); }
+  static void launched() { AGOQ_CUDA_TRY(cudaPeekAtLastError()); }
 
   cudaStream_t m_stream;
   int m_sms = 1;

@@ -11,7 +11,7 @@
 //! Per element these are exactly the host reference's operations (agoq::ref, comm/transport.hpp):
 //! decode per format/codec.hpp, one IEEE fp32 addition per message after the first, one IEEE
 //! division when the divisor is not 1, block amax/scale/encode from the same device helpers as
-//! quant/kernels.cuh (reduce_stats, params_from_stats, encode_chunk, decode_chunk, ...), with
+//! quant/chunk_codec.cuh (reduce_stats, params_from_stats, encode_chunk, decode_chunk, ...), with
 //! stochastic rounding drawing Philox(seed, i) for element i of each message.
 //!
 //! Grids: these kernels run next to NCCL kernels on another stream (the two-shot and one-shot
@@ -24,10 +24,12 @@
 
 #include "agoq/comm/transport.hpp"
 #include "agoq/config.hpp"
+#include "agoq/detail/device.cuh"
 #include "agoq/error.hpp"
 #include "agoq/format/codec.hpp"
 #include "agoq/format/format.hpp"
-#include "agoq/quant/kernels.cuh"
+#include "agoq/quant/dispatch.cuh"
+#include "agoq/quant/chunk_codec.cuh"
 #include "agoq/quant/view.hpp"
 
 #include <cuda_bf16.h>
@@ -60,7 +62,7 @@ constexpr comm_codec_tuning comm_codec_tuning_for(int cc) {
 inline constexpr int comm_max_jobs = 16;
 
 // ---- 16 elements of T <-> 16 floats: load_raw16/to_floats and store16/pack_raw16 of
-// quant/kernels.cuh, plus the warp-staged store below.
+// quant/chunk_codec.cuh, plus the warp-staged store below.
 
 //! Shared memory of one warp's staged stores (comm_store_chunk): its 32 chunks of T.
 template <class T> struct comm_warp_stage { uint4 q[sizeof(T) * 32]; };
@@ -363,23 +365,13 @@ __global__ static void __launch_bounds__(256, 4)
 
 // ---- launchers --------------------------------------------------------------------------------
 
-template <format F> struct comm_format_tag { static constexpr format value = F; };
-
-//! Calls fn(comm_format_tag<F>{}) for a symmetric wire format.
-template <class Fn> status comm_dispatch(format f, Fn&& fn) {
-  switch (f) {
-  case format::int2: return fn(comm_format_tag<format::int2>{});
-  case format::int3: return fn(comm_format_tag<format::int3>{});
-  case format::int4: return fn(comm_format_tag<format::int4>{});
-  case format::int5: return fn(comm_format_tag<format::int5>{});
-  case format::int6: return fn(comm_format_tag<format::int6>{});
-  case format::int7: return fn(comm_format_tag<format::int7>{});
-  case format::int8: return fn(comm_format_tag<format::int8>{});
-  case format::fp8_e4m3: return fn(comm_format_tag<format::fp8_e4m3>{});
-  case format::fp8_e5m2: return fn(comm_format_tag<format::fp8_e5m2>{});
-  case format::fp4_e2m1: return fn(comm_format_tag<format::fp4_e2m1>{});
-  }
-  return status::invalid_argument;
+//! Calls fn(format_tag<F, true>{}) for a symmetric wire format of the kernel set, on behalf of
+//! `function` (quant/dispatch.cuh; T: the unquantized element type, void for none).
+template <class T = void, class Fn>
+status comm_dispatch(const char* function, const quant_spec& s, Fn&& fn) {
+  quant_spec wire = s;
+  wire.symmetric = true;
+  return dispatch_format<T>(function, wire, fn);
 }
 
 inline bool comm_aligned(const void* p, unsigned a) {
@@ -409,16 +401,6 @@ inline unsigned comm_grid(std::int64_t chunks, const comm_codec_tuning& t) {
   const std::int64_t per_cta = std::int64_t(t.threads) * t.trips;
   const std::int64_t g = (chunks + per_cta - 1) / per_cta;
   return unsigned(g < 1 ? 1 : g);
-}
-
-//! The tuning of the current device (comm_codec_tuning{} if it cannot be queried).
-inline comm_codec_tuning comm_tuning() {
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-    return comm_codec_tuning{};
-  return comm_codec_tuning_for(major * 10 + minor);
 }
 
 inline comm_reduce_args comm_reduce_setup(const void* msgs, std::size_t stride, int w,
@@ -469,10 +451,10 @@ inline status comm_reduce_quantize(const void* msgs, std::size_t stride, int w, 
   a.out_scales = out.scales;
   a.rnd = out.spec.rounding;
   a.seed = seed;
-  return comm_dispatch(s.format, [&](auto tag) {
+  return comm_dispatch(fn, out.spec, [&](auto tag) {
     comm_reduce_quantize_kernel<decltype(tag)::value>
         <<<comm_grid(a.chunks, t), t.threads, 0, stream>>>(a);
-    return from_cuda(cudaGetLastError());
+    return launched();
   });
 }
 
@@ -488,10 +470,10 @@ status comm_reduce_store(const void* msgs, std::size_t stride, int w, std::int64
   comm_reduce_args a = comm_reduce_setup(msgs, stride, w, n, s, divisor, t);
   a.y = y;
   a.vec = comm_aligned(y, 16u);
-  return comm_dispatch(s.format, [&](auto tag) {
+  return comm_dispatch<T>(fn, s, [&](auto tag) {
     comm_reduce_store_kernel<decltype(tag)::value, T>
         <<<comm_grid(a.chunks, t), t.threads, 0, stream>>>(a);
-    return from_cuda(cudaGetLastError());
+    return launched();
   });
 }
 
@@ -528,10 +510,10 @@ status comm_quantize_many(const quantize_job<T>* jobs, int count, const quant_sp
     }
     if (a.count == 0) continue;
     a.first[a.count] = total;
-    const status st = comm_dispatch(s.format, [&](auto tag) {
+    const status st = comm_dispatch<T>(fn, s, [&](auto tag) {
       comm_quantize_many_kernel<decltype(tag)::value, T>
           <<<comm_grid(total, t), t.threads, 0, stream>>>(a);
-      return from_cuda(cudaGetLastError());
+      return launched();
     });
     if (st != status::success) return st;
   }
@@ -569,10 +551,10 @@ status comm_dequantize_many(const dequantize_job<T>* jobs, int count, const quan
     }
     if (a.count == 0) continue;
     a.first[a.count] = total;
-    const status st = comm_dispatch(s.format, [&](auto tag) {
+    const status st = comm_dispatch<T>(fn, s, [&](auto tag) {
       comm_dequantize_many_kernel<decltype(tag)::value, T>
           <<<comm_grid(total, t), t.threads, 0, stream>>>(a);
-      return from_cuda(cudaGetLastError());
+      return launched();
     });
     if (st != status::success) return st;
   }

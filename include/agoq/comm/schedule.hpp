@@ -543,51 +543,75 @@ constexpr std::size_t workspace_alignment = 16;
 //! transport with size() < 1 ("world size must be >= 1") or a rank outside [0, size()), a null
 //! send/recv when count > 0, partially overlapping send/recv, a null,
 //! misaligned or too small workspace. Transport and executor errors propagate.
+namespace detail {
+
+//! The first rule allreduce's arguments break on a world of `world` ranks, or empty (the one
+//! validation of agoq::allreduce, over any transport or NCCL). count == 0 needs no pointers.
+template <class T>
+std::string allreduce_rule(const T* send, const T* recv, std::int64_t count,
+                           const allreduce_config& cfg, const void* workspace,
+                           std::size_t workspace_bytes, int world) {
+  if (const char* msg = validate(cfg)) return msg;
+  if (const char* msg = validate(cfg.spec())) return std::string("config (as quant_spec): ") + msg;
+  if (count < 0) return "count must be >= 0 (got " + std::to_string(count) + ")";
+  if (world < 1) return "world size must be >= 1 (got " + std::to_string(world) + ")";
+  if (std::string rule = count_domain_rule(count, world); !rule.empty()) return rule;
+  if (count == 0) return {};
+  if (send == nullptr) return "send must not be null when count > 0";
+  if (recv == nullptr) return "recv must not be null when count > 0";
+  if (send != recv) { // after the domain check: count x sizeof(T) cannot overflow
+    const auto sb = reinterpret_cast<std::uintptr_t>(send);
+    const auto rb = reinterpret_cast<std::uintptr_t>(recv);
+    const std::uintptr_t len = std::uintptr_t(count) * sizeof(T);
+    if (sb < rb + len && rb < sb + len)
+      return "recv must either equal send (in place) or not overlap it";
+  }
+  if (workspace == nullptr) return "workspace must not be null when count > 0";
+  if (reinterpret_cast<std::uintptr_t>(workspace) % workspace_alignment != 0)
+    return "workspace must be aligned to " + std::to_string(workspace_alignment) + " bytes";
+  const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
+  const std::size_t need = make_layout(algo, make_partition(count, cfg, world), cfg.spec()).total;
+  if (workspace_bytes < need)
+    return "workspace_bytes must be >= " + std::to_string(need) +
+           " (allreduce_workspace_size; got " + std::to_string(workspace_bytes) + ")";
+  return {};
+}
+
+//! agoq::allreduce after allreduce_rule passed, for this transport's rank (count > 0).
+template <class T, class Transport, class Executor>
+void run_allreduce(const T* send, T* recv, std::int64_t count, const allreduce_config& cfg,
+                   void* workspace, Transport& tr, Executor& ex) {
+  const int world = tr.size(), rank = tr.rank();
+  const partition p = make_partition(count, cfg, world);
+  const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
+  const allreduce_layout lay = make_layout(algo, p, cfg.spec());
+  const allreduce_args<T> a{
+      send, recv, p, cfg.spec(), cfg, lay, static_cast<std::uint8_t*>(workspace), rank, world};
+  switch (algo) {
+  case algorithm::one_shot: run_one_shot(a, tr, ex); break;
+  case algorithm::ring: run_ring(a, tr, ex); break;
+  case algorithm::tree: run_tree(a, tr, ex); break;
+  default: run_two_shot(a, tr, ex); break;
+  }
+}
+
+} // namespace detail
+
 template <class T, class Transport, class Executor>
 inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduce_config& cfg,
                       void* workspace, std::size_t workspace_bytes, Transport& tr, Executor& ex) {
   static_assert(is_transport_v<Transport>, "Transport does not model comm/transport.hpp");
   static_assert(is_executor_v<Executor, T>, "Executor does not model comm/transport.hpp");
   const char* fn = "agoq::allreduce";
-  if (const char* msg = validate(cfg)) detail::comm_fail(fn, msg);
-  if (const char* msg = validate(cfg.spec()))
-    detail::comm_fail(fn, std::string("config (as quant_spec): ") + msg);
-  if (count < 0) detail::comm_fail(fn, "count must be >= 0 (got " + std::to_string(count) + ")");
   const int world = tr.size(), rank = tr.rank();
-  if (world < 1)
-    detail::comm_fail(fn, "world size must be >= 1 (got " + std::to_string(world) + ")");
-  if (rank < 0 || rank >= world)
+  if (std::string rule =
+          detail::allreduce_rule(send, recv, count, cfg, workspace, workspace_bytes, world);
+      !rule.empty())
+    detail::comm_fail(fn, rule);
+  if (world >= 1 && (rank < 0 || rank >= world))
     detail::comm_fail(fn, "rank must be in [0, world size) (got " + std::to_string(rank) + ")");
-  detail::check_count_domain(fn, count, world);
   if (count == 0) return;
-  if (send == nullptr) detail::comm_fail(fn, "send must not be null when count > 0");
-  if (recv == nullptr) detail::comm_fail(fn, "recv must not be null when count > 0");
-  if (send != recv) {
-    const auto sb = reinterpret_cast<std::uintptr_t>(send);
-    const auto rb = reinterpret_cast<std::uintptr_t>(recv);
-    const std::uintptr_t len = std::uintptr_t(count) * sizeof(T);
-    if (sb < rb + len && rb < sb + len)
-      detail::comm_fail(fn, "recv must either equal send (in place) or not overlap it");
-  }
-  const partition p = make_partition(count, cfg, world);
-  const algorithm algo = resolve_algorithm(cfg, count, element_type_of<T>(), world);
-  const detail::allreduce_layout lay = detail::make_layout(algo, p, cfg.spec());
-  if (workspace == nullptr) detail::comm_fail(fn, "workspace must not be null when count > 0");
-  if (reinterpret_cast<std::uintptr_t>(workspace) % workspace_alignment != 0)
-    detail::comm_fail(fn, "workspace must be aligned to " + std::to_string(workspace_alignment) +
-                              " bytes");
-  if (workspace_bytes < lay.total)
-    detail::comm_fail(fn, "workspace_bytes must be >= " + std::to_string(lay.total) +
-                              " (allreduce_workspace_size; got " + std::to_string(workspace_bytes) +
-                              ")");
-  const detail::allreduce_args<T> a{
-      send, recv, p, cfg.spec(), cfg, lay, static_cast<std::uint8_t*>(workspace), rank, world};
-  switch (algo) {
-  case algorithm::one_shot: detail::run_one_shot(a, tr, ex); break;
-  case algorithm::ring: detail::run_ring(a, tr, ex); break;
-  case algorithm::tree: detail::run_tree(a, tr, ex); break;
-  default: detail::run_two_shot(a, tr, ex); break;
-  }
+  detail::run_allreduce(send, recv, count, cfg, workspace, tr, ex);
 }
 
 } // namespace agoq

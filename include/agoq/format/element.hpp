@@ -4,7 +4,7 @@
 //! value at a time, on the host and the device alike: widening is exact, narrowing rounds to
 //! nearest even. The host reference, the collectives' executor kernels and the benchmarks all
 //! convert through these (the quantizer kernels convert 16 packed values at once, see
-//! quant/kernels.cuh). from_float is the plain conversion; to_output the saturating one that
+//! quant/chunk_codec.cuh). from_float is the plain conversion; to_output the saturating one that
 //! every value agoq writes out goes through.
 #pragma once
 

@@ -65,6 +65,29 @@ enum class rounding : std::uint8_t {
   stochastic,   //!< floor(x + u), u uniform in [0,1) from Philox keyed by (seed, element index)
 };
 
+//! Element type of an unquantized buffer (float, __half, __nv_bfloat16): what the collectives,
+//! the type-erased launchers and the kernel set (quant/kernel_set.hpp) name.
+enum class element_type : std::uint8_t { f32, f16, bf16 };
+
+constexpr const char* to_string(element_type t) noexcept {
+  switch (t) {
+  case element_type::f32: return "f32";
+  case element_type::f16: return "f16";
+  case element_type::bf16: return "bf16";
+  }
+  return "unknown_type";
+}
+
+namespace detail {
+//! True for f32, f16 and bf16 (a value cast from an integer may be none of them).
+constexpr bool is_known(element_type t) noexcept {
+  return t == element_type::f32 || t == element_type::f16 || t == element_type::bf16;
+}
+} // namespace detail
+
+//! Bytes of one element of type `t` (4 or 2).
+constexpr std::size_t size_of(element_type t) noexcept { return t == element_type::f32 ? 4 : 2; }
+
 //! Bits per code.
 constexpr int bits_of(format f) noexcept {
   switch (f) {
@@ -142,14 +165,15 @@ constexpr const char* to_string(rounding r) noexcept {
 inline std::ostream& operator<<(std::ostream& os, format f) { return os << to_string(f); }
 inline std::ostream& operator<<(std::ostream& os, scale_kind s) { return os << to_string(s); }
 inline std::ostream& operator<<(std::ostream& os, rounding r) { return os << to_string(r); }
+inline std::ostream& operator<<(std::ostream& os, element_type t) { return os << to_string(t); }
 
 //! Everything needed to encode or decode a quantized tensor besides its shape and pointers.
 //! Aggregate, so `quant_spec{format::int4, 64}` works; check it with `validate`. Prints as
 //! "int4/64/fp32/nearest_even" ("int4_asym/..." when asymmetric).
 struct quant_spec {
-  agoq::format format = agoq::format::int8; //!< code format
-  int block = 128; //!< elements per scale: 32, 64, 128 or 256
-  agoq::scale_kind scale = agoq::scale_kind::fp32;           //!< how block scales are chosen/stored
+  agoq::format format = agoq::format::int8;        //!< code format
+  int block = 128;                                 //!< elements per scale: 32, 64, 128 or 256
+  agoq::scale_kind scale = agoq::scale_kind::fp32; //!< how block scales are chosen/stored
   agoq::rounding rounding = agoq::rounding::nearest_even; //!< how values round to codes
   bool symmetric = true; //!< false: unsigned codes + fp32 block minimum (integer formats only)
 
@@ -161,8 +185,8 @@ struct quant_spec {
     return !(a == b);
   }
   friend std::ostream& operator<<(std::ostream& os, const quant_spec& s) {
-    return os << s.format << (s.symmetric ? "" : "_asym") << '/' << s.block << '/' << s.scale
-              << '/' << s.rounding;
+    return os << s.format << (s.symmetric ? "" : "_asym") << '/' << s.block << '/' << s.scale << '/'
+              << s.rounding;
   }
 };
 

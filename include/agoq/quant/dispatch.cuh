@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file quant/dispatch.cuh
-//! Runtime `quant_spec` → template instantiation. The instantiated set is explicit: every format
-//! (10) x symmetric/asymmetric where it exists (17 combinations) x element type. Block size, scale
-//! kind and rounding stay runtime values inside the kernels (uniform branches), which keeps the
-//! number of kernels, and so the build time, small.
+//! Runtime `quant_spec` -> template instantiation, for every kernel family (flat, staged, comm).
+//! The instantiated set is every format (10) x symmetric/asymmetric where it exists (17
+//! combinations) x element type, trimmed by the build's kernel set (quant/kernel_set.hpp): a
+//! format, rounding or element type outside it is refused with status::not_supported and never
+//! instantiated. Block size and scale kind stay runtime values inside the kernels (uniform
+//! branches), which keeps the number of kernels, and so the build time, small.
 #pragma once
 
 #include "agoq/error.hpp"
 #include "agoq/format/format.hpp"
+#include "agoq/quant/kernel_set.hpp"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <type_traits>
 #include <utility>
 
 namespace agoq {
@@ -19,25 +26,53 @@ template <format F, bool Symmetric> struct format_tag {
   static constexpr bool symmetric = Symmetric;
 };
 
-//! Calls `f(format_tag<F, Symmetric>{})` for the spec's format and symmetry.
-template <class Fn> status dispatch_format(const quant_spec& s, Fn&& f) {
+//! The element_type of T (float, __half or __nv_bfloat16).
+template <class T>
+inline constexpr element_type element_type_v = std::is_same_v<T, float>    ? element_type::f32
+                                               : std::is_same_v<T, __half> ? element_type::f16
+                                                                           : element_type::bf16;
+
+//! f(format_tag<F, Symmetric>{}) when the kernel set holds (F, Symmetric) and s.rounding, else
+//! the refusal; kernels outside the set are never instantiated.
+template <format F, bool Symmetric, class Fn>
+status call_in_set(const char* function, const quant_spec& s, Fn& f) {
+  if constexpr (kernel_set_has(F, Symmetric)) {
+    if (!kernel_set_has(s.rounding))
+      return refuse_unsupported(function, kernel_set_refusal(s).c_str());
+    return f(format_tag<F, Symmetric>{});
+  } else {
+    return refuse_unsupported(function, kernel_set_refusal(s).c_str());
+  }
+}
+
+//! Calls `f(format_tag<F, Symmetric>{})` for the spec's format and symmetry, on behalf of
+//! `function` (named in a refusal). T is the launcher's element type, checked against the kernel
+//! set (void: none, e.g. an fp32 accumulator); a non-integer format is always symmetric.
+template <class T, class Fn>
+status dispatch_format(const char* function, const quant_spec& s, Fn&& f) {
+  if constexpr (!std::is_void_v<T> && !kernel_set_has(element_type_v<T>)) {
+    return refuse_unsupported(function, "the element type is not in this build's kernel set "
+                                        "(AGOQ_ELEMENT_TYPES)");
+  } else {
 #define AGOQ_DISPATCH_INT(F)                                                                       \
   case F:                                                                                          \
-    return s.symmetric ? f(format_tag<F, true>{}) : f(format_tag<F, false>{});
-  switch (s.format) {
-    AGOQ_DISPATCH_INT(format::int2)
-    AGOQ_DISPATCH_INT(format::int3)
-    AGOQ_DISPATCH_INT(format::int4)
-    AGOQ_DISPATCH_INT(format::int5)
-    AGOQ_DISPATCH_INT(format::int6)
-    AGOQ_DISPATCH_INT(format::int7)
-    AGOQ_DISPATCH_INT(format::int8)
-  case format::fp8_e4m3: return f(format_tag<format::fp8_e4m3, true>{});
-  case format::fp8_e5m2: return f(format_tag<format::fp8_e5m2, true>{});
-  case format::fp4_e2m1: return f(format_tag<format::fp4_e2m1, true>{});
-  }
+    return s.symmetric ? call_in_set<F, true>(function, s, f)                                      \
+                       : call_in_set<F, false>(function, s, f);
+    switch (s.format) {
+      AGOQ_DISPATCH_INT(format::int2)
+      AGOQ_DISPATCH_INT(format::int3)
+      AGOQ_DISPATCH_INT(format::int4)
+      AGOQ_DISPATCH_INT(format::int5)
+      AGOQ_DISPATCH_INT(format::int6)
+      AGOQ_DISPATCH_INT(format::int7)
+      AGOQ_DISPATCH_INT(format::int8)
+    case format::fp8_e4m3: return call_in_set<format::fp8_e4m3, true>(function, s, f);
+    case format::fp8_e5m2: return call_in_set<format::fp8_e5m2, true>(function, s, f);
+    case format::fp4_e2m1: return call_in_set<format::fp4_e2m1, true>(function, s, f);
+    }
 #undef AGOQ_DISPATCH_INT
-  return status::invalid_argument;
+    return refuse(function, "spec.format is not a format");
+  }
 }
 
 } // namespace detail

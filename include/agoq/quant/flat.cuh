@@ -11,20 +11,21 @@
 //! - quantize, accumulate_requantize (flat_pairs): a lane's two groups lie in one block (the
 //!   block's lanes are neighbours in a warp and shuffle its statistics), so its statistics,
 //!   parameters, Philox calls and scale store serve 16 elements; 2-byte elements only.
-//! Measured on H200 against kernels.cuh's persistent, copy-engine-fed kernels on such tensors
+//! Measured on H200 against staged.cuh's persistent, copy-engine-fed kernels on such tensors
 //! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.01 of copy,
 //! dequantize 0.91 -> 0.98, accumulate_requantize 0.91 -> 1.03, dequantize_accumulate 0.93 ->
 //! 1.00, asymmetric int4 quantize 0.51 -> 0.97, stochastic int8 quantize 0.37 -> 0.75; bit for
 //! bit the same results. The rest (strided rows, 2-D tensors whose rows are not whole blocks,
-//! unaligned starts, odd code widths, fp32 quantize) runs kernels.cuh's.
-//! The per-element math is kernels.cuh's on 16-element chunks (a group is a chunk whose rest is
+//! unaligned starts, odd code widths, fp32 quantize) runs staged.cuh's.
+//! The per-element math is chunk_codec.cuh's on 16-element chunks (a group is a chunk whose rest is
 //! zero or dropped, which the compiler removes; a pair is one chunk). The rounding is a template
 //! parameter: with it a runtime value, the Philox code of stochastic rounding took registers
 //! from the nearest-even kernels (int8 quantize: 37 -> 45).
 #pragma once
 
 #include "agoq/error.hpp"
-#include "agoq/quant/kernels.cuh"
+#include "agoq/quant/kernel_set.hpp"
+#include "agoq/quant/chunk_codec.cuh"
 
 #include <climits>
 #include <cstdint>
@@ -44,7 +45,7 @@ inline constexpr std::int64_t flat_tile = std::int64_t(flat_threads) * flat_grou
 //! The code widths that have flat kernels: a lane's codes are whole, aligned bytes.
 template <int Bits> inline constexpr bool flat_bits_v = Bits == 2 || Bits == 4 || Bits == 8;
 //! The element types and code widths of the flat quantize-type kernels: pairs of 8-element
-//! groups, so 2-byte elements (fp32 quantize runs kernels.cuh's). The dequantize-type kernels,
+//! groups, so 2-byte elements (fp32 quantize runs staged.cuh's). The dequantize-type kernels,
 //! which need no block statistics, also take fp32 (4 per lane).
 template <class T, int Bits>
 inline constexpr bool has_flat_kernel_v = sizeof(T) == 2 && flat_bits_v<Bits>;
@@ -63,7 +64,7 @@ status launch_flat(Kernel kernel, int elems, std::int64_t tile, P p, const Args&
                    cudaStream_t stream) {
   const std::int64_t groups = a.g.chunks() * (chunk_elems / elems);
   kernel<<<unsigned((groups + tile - 1) / tile), flat_threads, 0, stream>>>(p, a);
-  return from_cuda(cudaGetLastError());
+  return launched();
 }
 
 //! Pairs per thread of the quantize-type kernels (Update: accumulate_requantize). Two keep a
@@ -93,11 +94,18 @@ template <bool Update, format F, bool Symmetric, class KernelOf, class P>
 status launch_flat_pairs(KernelOf kernel_of, P p, const quant_args& a, cudaStream_t stream) {
   using stochastic = std::integral_constant<rounding, rounding::stochastic>;
   using nearest = std::integral_constant<rounding, rounding::nearest_even>;
-  if (a.rnd == rounding::stochastic)
-    return launch_flat(kernel_of(stochastic{}), group_elems,
-                       flat_pair_tile<Update, F, Symmetric, rounding::stochastic>, p, a, stream);
-  return launch_flat(kernel_of(nearest{}), group_elems,
-                     flat_pair_tile<Update, F, Symmetric, rounding::nearest_even>, p, a, stream);
+  // dispatch_format refused a rounding outside the kernel set; only the set's are instantiated
+  if constexpr (kernel_set_has(rounding::stochastic)) {
+    if (a.rnd == rounding::stochastic)
+      return launch_flat(kernel_of(stochastic{}), group_elems,
+                         flat_pair_tile<Update, F, Symmetric, rounding::stochastic>, p, a, stream);
+  }
+  if constexpr (kernel_set_has(rounding::nearest_even)) {
+    return launch_flat(kernel_of(nearest{}), group_elems,
+                       flat_pair_tile<Update, F, Symmetric, rounding::nearest_even>, p, a, stream);
+  } else {
+    return status::not_supported;
+  }
 }
 
 //! Elements of group g (of E elements) inside the row of `cols` elements (0..E).
@@ -346,12 +354,12 @@ template <class T> AGOQ_DEVICE raw16<T> load_pair(const T* row, const flat_pair&
 //! pair's codes (stochastic rounding: one Philox call per group) and, from the block's first
 //! lane, its scale (and zero point).
 template <class C, rounding R>
-AGOQ_DEVICE void encode_pair(const quant_args& a, const flat_pair& p, const float (&v)[chunk_elems],
-                             chunk_stats st) {
+AGOQ_DEVICE void encode_pair(const quant_args& a, std::uint64_t seed, const flat_pair& p,
+                             const float (&v)[chunk_elems], chunk_stats st) {
   const block_params bp = params_from_stats<C>(st, p.kind);
   const chunk_codes c = encode_chunk<C>(v, p.valid, bp, R, [&](chunk_draws& h) {
-    philox_draws8(a.seed, p.g0, h);
-    philox_draws8(a.seed, p.g1, h + group_elems / 2);
+    philox_draws8(seed, p.g0, h);
+    philox_draws8(seed, p.g1, h + group_elems / 2);
   });
   store_group_codes<C::bits>(a.codes, p.g0, c.g0);
   store_group_codes<C::bits>(a.codes, p.g1, c.g1);
@@ -364,6 +372,7 @@ template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even
 __global__ static void __launch_bounds__(flat_threads)
     flat_quantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
+  const std::uint64_t seed = R == rounding::stochastic ? resolve_seed(a) : 0;
   static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
   flat_pairs<flat_pairs_per_thread<false, F, Symmetric, R>,
              flat_pairs_depth<false, F, Symmetric, R>>(
@@ -378,7 +387,7 @@ __global__ static void __launch_bounds__(flat_threads)
           st = block_minmax_bf16(lane_minmax_keys_bf16(raw, p.valid), a.g.log2_lanes);
         else
           st = reduce_stats<false>(v, p.valid, a.g.log2_lanes);
-        if (p.live) encode_pair<C, R>(a, p, v, st);
+        if (p.live) encode_pair<C, R>(a, seed, p, v, st);
       });
 }
 
@@ -442,6 +451,7 @@ template <format F, bool Symmetric, class T, rounding R = rounding::nearest_even
 __global__ static void __launch_bounds__(flat_threads)
     flat_accumulate_requantize_kernel(const T* __restrict__ x, quant_args a) {
   using C = codec<F, Symmetric>;
+  const std::uint64_t seed = R == rounding::stochastic ? resolve_seed(a) : 0;
   static_assert(sizeof(T) == 2, "pairs of 8-element groups: 2-byte elements");
   flat_pairs<flat_pairs_per_thread<true, F, Symmetric, R>, flat_pairs_depth<true, F, Symmetric, R>>(
       a.g, a.scale,
@@ -467,7 +477,7 @@ __global__ static void __launch_bounds__(flat_threads)
             v[i] = i < p.valid ? add_rn(d[i], v[i]) : 0.0f;
         }
         const chunk_stats st = reduce_stats<Symmetric>(v, p.valid, a.g.log2_lanes);
-        if (p.live) encode_pair<C, R>(a, p, v, st);
+        if (p.live) encode_pair<C, R>(a, seed, p, v, st);
       });
 }
 

@@ -21,6 +21,17 @@ using if_view_extents = std::enable_if_t<std::is_integral_v<R> && std::is_integr
 //! The leading dimension (elements between the starts of consecutive rows, >= cols) of the
 //! unquantized side of a 2-D quantizer call, e.g.
 //! `agoq::quantize(d_x, agoq::leading_dim{ld}, view, seed, stream)`.
+//! Stochastic rounding's seed read from device memory when the kernel runs: the seed is
+//! `*ptr + offset` (ptr: device memory holding a std::uint64_t, 8-byte aligned). Captured in a
+//! CUDA graph, each replay reads the value then current, so a trainer that updates *ptr between
+//! replays (a cudaMemcpyAsync or a counter kernel captured with it) draws new noise each time,
+//! as PyTorch's Philox state does. A host seed `s` and `device_seed{p, 0}` with *p == s give the
+//! same codes.
+struct device_seed {
+  const std::uint64_t* ptr = nullptr;
+  std::uint64_t offset = 0;
+};
+
 //! A strong type so that the 1-D and 2-D overloads cannot be confused: a bare integer in a
 //! quantizer call is always a seed, never a size; a leading dimension is always spelled
 //! `leading_dim{...}` (explicit: no integer converts to it, and it converts to nothing).
@@ -40,9 +51,9 @@ struct leading_dim {
 
 //! A writable quantized tensor: rows x cols logical elements stored as codes + scales (+ zeros).
 struct quantized_view {
-  void* codes = nullptr;   //!< codes_bytes(spec, rows, cols) bytes
-  void* scales = nullptr;  //!< scales_bytes(spec, rows, cols) bytes
-  float* zeros = nullptr;  //!< scales_count(spec, rows, cols) floats when !spec.symmetric, else null
+  void* codes = nullptr;  //!< codes_bytes(spec, rows, cols) bytes
+  void* scales = nullptr; //!< scales_bytes(spec, rows, cols) bytes
+  float* zeros = nullptr; //!< scales_count(spec, rows, cols) floats when !spec.symmetric, else null
   std::int64_t rows = 1;
   std::int64_t cols = 0;
   quant_spec spec{};
@@ -77,8 +88,8 @@ struct const_quantized_view {
       : codes(c), scales(s), zeros(z), rows(static_cast<std::int64_t>(r)),
         cols(static_cast<std::int64_t>(n)), spec(sp) {}
   constexpr const_quantized_view(const quantized_view& v) noexcept // NOLINT: implicit on purpose
-      : codes(v.codes), scales(v.scales), zeros(v.zeros), rows(v.rows), cols(v.cols),
-        spec(v.spec) {}
+      : codes(v.codes), scales(v.scales), zeros(v.zeros), rows(v.rows), cols(v.cols), spec(v.spec) {
+  }
 
   constexpr std::int64_t count() const noexcept { return rows * cols; }
 };
