@@ -2,8 +2,10 @@
 # The GPU lane, as run on an H200 machine through the device tool: build, GPU tests (a skip is a
 # failure), compute-sanitizer on a subset, the quantizer benchmark and the torch.compile baseline.
 # Logs go to $OUT (or ./gpu-logs).
-# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|plot|grad|sanitize|profile|multi|all]...
-#   tests: every ctest test (needs the full build); gtests: only the GPU test binary;
+# Usage: bench/run_gpu_suite.sh [tests|gtests|bench|torch|plot|grad|sanitize|profile|compare|multi|all]...
+#   tests: every ctest test (needs the full build); gtests: only the GPU test binaries;
+#   compare: the quantizer benchmark of AGOQ_BASELINE (an older source tree, built here) and of
+#   this tree, interleaved, at 256 MiB and 1 GiB (compare.txt);
 #   bench: the quantizer benchmark; torch: the torch.compile baseline; plot: both in JSON
 #   (quantize.json, torch_compile.json) and docs/quantizers.png from them (bench/plot_quantizers.py,
 #   written to $OUT/quantizers.png; copy it to docs/); grad: the gradient-buffer
@@ -30,13 +32,31 @@ if want tests all; then
 fi
 if want gtests; then
   AGOQ_REQUIRE_GPU=1 build-gpu/tests/agoq_gpu_tests > "$out/gtests.log" 2>&1 || rc=1
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$out/gtests.log" | tail -6
+  if [ -x build-gpu/tests/agoq_kernel_set_tests ]; then
+    AGOQ_REQUIRE_GPU=1 build-gpu/tests/agoq_kernel_set_tests >> "$out/gtests.log" 2>&1 || rc=1
+  fi
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]" "$out/gtests.log" | tail -8
   grep -E "^\[  FAILED  \]" "$out/gtests.log" | head -20
+fi
+if want compare; then # the quantizer benchmark of AGOQ_BASELINE (a source tree) next to this one
+  base=${AGOQ_BASELINE:?compare needs AGOQ_BASELINE=<an older agoq source tree>}
+  cmake -S "$base" -B "$base/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/compare-build.log" 2>&1 &&
+    cmake --build "$base/build-gpu" -j"$(nproc)" --target agoq_quantize_bench >> "$out/compare-build.log" 2>&1 || {
+    tail -20 "$out/compare-build.log"; exit 1; }
+  for i in 1 2; do # interleaved, twice: base, this, base, this
+    for b in "$base/build-gpu/bench/agoq_quantize_bench" build-gpu/bench/agoq_quantize_bench; do
+      echo "== $b (round $i)" >> "$out/compare.txt"
+      "$b" --benchmark_counters_tabular=true --benchmark_filter='/(268435456|1073741824)(/|$)' \
+        >> "$out/compare.txt" 2>&1 || rc=1
+    done
+  done
+  grep -E "^==|^bm_" "$out/compare.txt" | awk '{print $1, $NF}' | head -120
 fi
 if want sanitize all; then
   for tool in memcheck racecheck synccheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 build-gpu/tests/agoq_gpu_tests \
-      --gtest_filter='*int8_b128_bf16*:*int4_asym_b32_f16*:*fp8_e4m3_b256_f32*:*fp4_e2m1_b64_bf16*:*int5_b128_f32*:quantize_gpu.*:CommKernels.*' \
+      --gtest_filter='*int8_b128_bf16*:*int4_asym_b32_f16*:*fp8_e4m3_b256_f32*:*fp4_e2m1_b64_bf16*:*int5_b128_f32*:quantize_gpu.*:CommKernels.*:launcher_args.*' \
       > "$out/sanitize-$tool.log" 2>&1 || rc=1
     tail -4 "$out/sanitize-$tool.log"
   done

@@ -3,7 +3,7 @@
 # definitions agoq::agoq carries to every consumer:
 #   AGOQ_FORMATS        all | int2..int8, int2_asym..int8_asym, fp8_e4m3, fp8_e5m2, fp4_e2m1
 #   AGOQ_ROUNDINGS      all | nearest_even, stochastic
-#   AGOQ_ELEMENT_TYPES  all | float, half, bfloat16
+#   AGOQ_ELEMENT_TYPES  all | float, half, bfloat16 (float is always built: the fp32 accumulators)
 # agoq_kernel_set_definitions(<out>) sets <out> to the list of definitions (empty for all three
 # "all", the headers' default) and stops configuring with a message naming a bad entry.
 set(AGOQ_FORMATS all CACHE STRING

@@ -41,9 +41,14 @@ inline status from_cuda(cudaError_t e) {
   return status::cuda_error;
 }
 
-//! The status of the kernel launch just made on this thread. It peeks: an error the caller's own
-//! earlier code left pending is reported but not cleared, so the caller still sees it.
-inline status launched() { return from_cuda(cudaPeekAtLastError()); }
+//! Before a launcher launches: an error the caller's own earlier code left pending on this thread
+//! is returned (and left pending, so the caller still sees it) instead of being taken for, or
+//! cleared as, the launch's own.
+inline status no_pending_error() { return from_cuda(cudaPeekAtLastError()); }
+
+//! The status of the kernel launch just made (no_pending_error() came first, so an error is the
+//! launch's own; it is cleared, so later launches start clean).
+inline status launched() { return from_cuda(cudaGetLastError()); }
 
 //! Runs `fn`, turning what it throws into the status tier: nccl_error, cuda_error,
 //! invalid_argument and any other agoq::error become the matching status, their message kept for

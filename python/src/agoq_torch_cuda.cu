@@ -20,7 +20,6 @@ namespace agoq_torch {
 namespace cuda {
 namespace {
 
-
 agoq::grad_buffer make_buffer(void* mem, std::size_t bytes, std::int64_t params,
                               const agoq::quant_spec& spec, std::int64_t bucket_elems) {
   return agoq::grad_buffer(params, spec, bucket_elems, mem, bytes); // a view: no allocation
@@ -28,48 +27,39 @@ agoq::grad_buffer make_buffer(void* mem, std::size_t bytes, std::int64_t params,
 
 } // namespace
 
+// The ops reach agoq's type-erased launchers (a dtype as a value); with the compiled mode
+// (agoq::kernels) this file compiles host code only. A 1-D view (rows == 1) ignores ld.
+agoq::element_type element_of(dtype_code t) {
+  switch (t) {
+  case dtype_code::f32: return agoq::element_type::f32;
+  case dtype_code::f16: return agoq::element_type::f16;
+  case dtype_code::bf16: return agoq::element_type::bf16;
+  }
+  throw agoq::invalid_argument("agoq_torch: unknown element type");
+}
+
 void quantize(dtype_code t, const void* x, std::int64_t ld, agoq::quantized_view out,
               std::uint64_t seed, cudaStream_t stream) {
-  with_type(t, [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    const T* p = static_cast<const T*>(x);
-    if (out.rows == 1)
-      AGOQ_TRY(agoq::quantize(p, out, seed, stream));
-    else
-      AGOQ_TRY(agoq::quantize(p, agoq::leading_dim{ld}, out, seed, stream));
-  });
+  const agoq::leading_dim l{out.rows == 1 ? out.cols : ld};
+  AGOQ_TRY(agoq::quantize(x, element_of(t), l, out, seed, stream));
 }
 
 void dequantize(agoq::const_quantized_view in, dtype_code t, void* y, std::int64_t ld,
                 cudaStream_t stream) {
-  with_type(t, [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    T* p = static_cast<T*>(y);
-    if (in.rows == 1)
-      AGOQ_TRY(agoq::dequantize(in, p, stream));
-    else
-      AGOQ_TRY(agoq::dequantize(in, p, agoq::leading_dim{ld}, stream));
-  });
+  const agoq::leading_dim l{in.rows == 1 ? in.cols : ld};
+  AGOQ_TRY(agoq::dequantize(in, y, element_of(t), l, stream));
 }
 
 void dequantize_accumulate(agoq::const_quantized_view in, float* acc, std::int64_t ld, float alpha,
                            cudaStream_t stream) {
-  if (in.rows == 1)
-    AGOQ_TRY(agoq::dequantize_accumulate(in, acc, alpha, stream));
-  else
-    AGOQ_TRY(agoq::dequantize_accumulate(in, acc, agoq::leading_dim{ld}, alpha, stream));
+  const agoq::leading_dim l{in.rows == 1 ? in.cols : ld};
+  AGOQ_TRY(agoq::dequantize_accumulate(in, acc, l, alpha, stream));
 }
 
 void accumulate_requantize(agoq::quantized_view buf, dtype_code t, const void* x, std::int64_t ld,
                            std::uint64_t seed, cudaStream_t stream) {
-  with_type(t, [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    const T* p = static_cast<const T*>(x);
-    if (buf.rows == 1)
-      AGOQ_TRY(agoq::accumulate_requantize(buf, p, seed, stream));
-    else
-      AGOQ_TRY(agoq::accumulate_requantize(buf, p, agoq::leading_dim{ld}, seed, stream));
-  });
+  const agoq::leading_dim l{buf.rows == 1 ? buf.cols : ld};
+  AGOQ_TRY(agoq::accumulate_requantize(buf, x, element_of(t), l, seed, stream));
 }
 
 void grad_accumulate(void* mem, std::size_t bytes, std::int64_t params,

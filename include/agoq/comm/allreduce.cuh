@@ -25,6 +25,7 @@
 #include "agoq/comm/workspace.hpp"
 #include "agoq/config.hpp"
 #include "agoq/error.hpp"
+#include "agoq/quant/kernel_set.hpp"
 
 #if AGOQ_HAS_NCCL()
 
@@ -131,7 +132,13 @@ template <class T>
                                std::size_t workspace_bytes, comm_ref comm, cudaStream_t stream) {
   static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
   const char* fn = "agoq::allreduce";
+  if (std::string rule = detail::allreduce_config_rule(cfg, count); !rule.empty())
+    return detail::refuse(fn, rule);
   if (!comm) return detail::refuse(fn, "comm must not be null");
+  if (count == 0) return status::success;
+  // the wire format's kernels must be in this build's kernel set (refused before any transfer)
+  if (std::string why = detail::kernel_set_refusal(cfg.spec()); !why.empty())
+    return detail::refuse_unsupported(fn, why.c_str());
   int world = 0, device = -1;
   if (ncclResult_t r = ncclCommCount(comm.get(), &world); r != ncclSuccess)
     return detail::nccl_failed(r, "agoq::allreduce: ncclCommCount");
@@ -141,7 +148,6 @@ template <class T>
           detail::allreduce_rule(send, recv, count, cfg, workspace, workspace_bytes, world);
       !rule.empty())
     return detail::refuse(fn, rule);
-  if (count == 0) return status::success;
   detail::scoped_device guard;
   if (status s = guard.enter(device); s != status::success) return s;
   return detail::status_of([&] {

@@ -166,7 +166,7 @@ private:
     const std::int64_t cap = std::int64_t(m_sms) * 8;
     return unsigned(need < cap ? need : cap);
   }
-  static void launched() { AGOQ_CUDA_TRY(cudaPeekAtLastError()); }
+  static void launched() { AGOQ_CUDA_TRY(cudaGetLastError()); }
 
   cudaStream_t m_stream;
   int m_sms = 1;

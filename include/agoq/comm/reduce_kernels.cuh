@@ -28,8 +28,8 @@
 #include "agoq/error.hpp"
 #include "agoq/format/codec.hpp"
 #include "agoq/format/format.hpp"
-#include "agoq/quant/dispatch.cuh"
 #include "agoq/quant/chunk_codec.cuh"
+#include "agoq/quant/dispatch.cuh"
 #include "agoq/quant/view.hpp"
 
 #include <cuda_bf16.h>
@@ -367,11 +367,11 @@ __global__ static void __launch_bounds__(256, 4)
 
 //! Calls fn(format_tag<F, true>{}) for a symmetric wire format of the kernel set, on behalf of
 //! `function` (quant/dispatch.cuh; T: the unquantized element type, void for none).
-template <class T = void, class Fn>
+template <class T, bool Encodes, class Fn>
 status comm_dispatch(const char* function, const quant_spec& s, Fn&& fn) {
   quant_spec wire = s;
   wire.symmetric = true;
-  return dispatch_format<T>(function, wire, fn);
+  return dispatch_format<T, Encodes>(function, wire, fn);
 }
 
 inline bool comm_aligned(const void* p, unsigned a) {
@@ -451,7 +451,7 @@ inline status comm_reduce_quantize(const void* msgs, std::size_t stride, int w, 
   a.out_scales = out.scales;
   a.rnd = out.spec.rounding;
   a.seed = seed;
-  return comm_dispatch(fn, out.spec, [&](auto tag) {
+  return comm_dispatch<void, true>(fn, out.spec, [&](auto tag) {
     comm_reduce_quantize_kernel<decltype(tag)::value>
         <<<comm_grid(a.chunks, t), t.threads, 0, stream>>>(a);
     return launched();
@@ -470,7 +470,7 @@ status comm_reduce_store(const void* msgs, std::size_t stride, int w, std::int64
   comm_reduce_args a = comm_reduce_setup(msgs, stride, w, n, s, divisor, t);
   a.y = y;
   a.vec = comm_aligned(y, 16u);
-  return comm_dispatch<T>(fn, s, [&](auto tag) {
+  return comm_dispatch<T, false>(fn, s, [&](auto tag) {
     comm_reduce_store_kernel<decltype(tag)::value, T>
         <<<comm_grid(a.chunks, t), t.threads, 0, stream>>>(a);
     return launched();
@@ -510,7 +510,7 @@ status comm_quantize_many(const quantize_job<T>* jobs, int count, const quant_sp
     }
     if (a.count == 0) continue;
     a.first[a.count] = total;
-    const status st = comm_dispatch<T>(fn, s, [&](auto tag) {
+    const status st = comm_dispatch<T, true>(fn, s, [&](auto tag) {
       comm_quantize_many_kernel<decltype(tag)::value, T>
           <<<comm_grid(total, t), t.threads, 0, stream>>>(a);
       return launched();
@@ -551,7 +551,7 @@ status comm_dequantize_many(const dequantize_job<T>* jobs, int count, const quan
     }
     if (a.count == 0) continue;
     a.first[a.count] = total;
-    const status st = comm_dispatch<T>(fn, s, [&](auto tag) {
+    const status st = comm_dispatch<T, false>(fn, s, [&](auto tag) {
       comm_dequantize_many_kernel<decltype(tag)::value, T>
           <<<comm_grid(total, t), t.threads, 0, stream>>>(a);
       return launched();

@@ -524,36 +524,23 @@ inline void run_tree(const allreduce_args<T>& a, Tr& tr, Ex& ex) {
 //! Required alignment (bytes) of the workspace pointer.
 constexpr std::size_t workspace_alignment = 16;
 
-//! All-reduce of `count` elements across the ranks of `tr`: every rank passes its input `send`
-//! and receives the (quantized-wire, fp32-accumulated) sum or average in `recv`; `send == recv`
-//! (in place) is allowed, other overlaps are not. The schedule is cfg.algo (auto_select:
-//! select_algorithm(count * sizeof(T), world)); orders, roundings and stochastic-rounding salts
-//! are documented at the top of this file. `workspace` (aligned to workspace_alignment) holds at
-//! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes
-//! (comm/workspace.hpp) in the transport's memory space; nothing is allocated. Every rank must pass
-//! the same count and cfg. With a two-queue transport (comm/transport.hpp) a pipelined two-shot
-//! or one-shot forks it and joins it again before returning, so the caller sees program order.
-//!
-//! Determinism: outputs are bitwise identical on all ranks and across runs with the same
-//! inputs, cfg and world size.
-//!
-//! Errors: agoq::invalid_argument, "agoq::allreduce: <argument> <rule>", thrown before any
-//! communication, for: an invalid cfg (e.g. "config.block must be 32, 64, 128 or 256"),
-//! count < 0, count x world above max_count_times_world ("count is too large: ..."), a
-//! transport with size() < 1 ("world size must be >= 1") or a rank outside [0, size()), a null
-//! send/recv when count > 0, partially overlapping send/recv, a null,
-//! misaligned or too small workspace. Transport and executor errors propagate.
 namespace detail {
 
 //! The first rule allreduce's arguments break on a world of `world` ranks, or empty (the one
-//! validation of agoq::allreduce, over any transport or NCCL). count == 0 needs no pointers.
+//! validation of agoq::allreduce, over any transport or NCCL; allreduce_config_rule is its first
+//! part, which needs no world). count == 0 needs no pointers.
+inline std::string allreduce_config_rule(const allreduce_config& cfg, std::int64_t count) {
+  if (const char* msg = validate(cfg)) return msg;
+  if (const char* msg = validate(cfg.spec())) return std::string("config (as quant_spec): ") + msg;
+  if (count < 0) return "count must be >= 0 (got " + std::to_string(count) + ")";
+  return {};
+}
+
 template <class T>
 std::string allreduce_rule(const T* send, const T* recv, std::int64_t count,
                            const allreduce_config& cfg, const void* workspace,
                            std::size_t workspace_bytes, int world) {
-  if (const char* msg = validate(cfg)) return msg;
-  if (const char* msg = validate(cfg.spec())) return std::string("config (as quant_spec): ") + msg;
-  if (count < 0) return "count must be >= 0 (got " + std::to_string(count) + ")";
+  if (std::string rule = allreduce_config_rule(cfg, count); !rule.empty()) return rule;
   if (world < 1) return "world size must be >= 1 (got " + std::to_string(world) + ")";
   if (std::string rule = count_domain_rule(count, world); !rule.empty()) return rule;
   if (count == 0) return {};
@@ -597,6 +584,25 @@ void run_allreduce(const T* send, T* recv, std::int64_t count, const allreduce_c
 
 } // namespace detail
 
+//! All-reduce of `count` elements across the ranks of `tr`: every rank passes its input `send`
+//! and receives the (quantized-wire, fp32-accumulated) sum or average in `recv`; `send == recv`
+//! (in place) is allowed, other overlaps are not. The schedule is cfg.algo (auto_select:
+//! select_algorithm(count * sizeof(T), world)); orders, roundings and stochastic-rounding salts
+//! are documented at the top of this file. `workspace` (aligned to workspace_alignment) holds at
+//! least allreduce_workspace_size(count, element_type_of<T>(), cfg, world) bytes
+//! (comm/workspace.hpp) in the transport's memory space; nothing is allocated. Every rank must pass
+//! the same count and cfg. With a two-queue transport (comm/transport.hpp) a pipelined two-shot
+//! or one-shot forks it and joins it again before returning, so the caller sees program order.
+//!
+//! Determinism: outputs are bitwise identical on all ranks and across runs with the same
+//! inputs, cfg and world size.
+//!
+//! Errors: agoq::invalid_argument, "agoq::allreduce: <argument> <rule>", thrown before any
+//! communication, for: an invalid cfg (e.g. "config.block must be 32, 64, 128 or 256"),
+//! count < 0, count x world above max_count_times_world ("count is too large: ..."), a
+//! transport with size() < 1 ("world size must be >= 1") or a rank outside [0, size()), a null
+//! send/recv when count > 0, partially overlapping send/recv, a null,
+//! misaligned or too small workspace. Transport and executor errors propagate.
 template <class T, class Transport, class Executor>
 inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduce_config& cfg,
                       void* workspace, std::size_t workspace_bytes, Transport& tr, Executor& ex) {
@@ -604,12 +610,14 @@ inline void allreduce(const T* send, T* recv, std::int64_t count, const allreduc
   static_assert(is_executor_v<Executor, T>, "Executor does not model comm/transport.hpp");
   const char* fn = "agoq::allreduce";
   const int world = tr.size(), rank = tr.rank();
+  if (std::string rule = detail::allreduce_config_rule(cfg, count); !rule.empty())
+    detail::comm_fail(fn, rule);
+  if (world >= 1 && (rank < 0 || rank >= world))
+    detail::comm_fail(fn, "rank must be in [0, world size) (got " + std::to_string(rank) + ")");
   if (std::string rule =
           detail::allreduce_rule(send, recv, count, cfg, workspace, workspace_bytes, world);
       !rule.empty())
     detail::comm_fail(fn, rule);
-  if (world >= 1 && (rank < 0 || rank >= world))
-    detail::comm_fail(fn, "rank must be in [0, world size) (got " + std::to_string(rank) + ")");
   if (count == 0) return;
   detail::run_allreduce(send, recv, count, cfg, workspace, tr, ex);
 }

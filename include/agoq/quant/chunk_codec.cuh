@@ -27,7 +27,6 @@
 namespace agoq {
 namespace detail {
 
-
 //! Elements per chunk (per thread and trip). Every block size is a multiple of it.
 inline constexpr int chunk_elems = 16;
 //! log2 of the most chunks (lanes) per block: blocks have at most 256 elements (format.hpp).

@@ -34,11 +34,13 @@ inline constexpr element_type element_type_v = std::is_same_v<T, float>    ? ele
 
 //! f(format_tag<F, Symmetric>{}) when the kernel set holds (F, Symmetric) and s.rounding, else
 //! the refusal; kernels outside the set are never instantiated.
-template <format F, bool Symmetric, class Fn>
+template <format F, bool Symmetric, bool Encodes, class Fn>
 status call_in_set(const char* function, const quant_spec& s, Fn& f) {
   if constexpr (kernel_set_has(F, Symmetric)) {
-    if (!kernel_set_has(s.rounding))
+    if (Encodes && !kernel_set_has(s.rounding))
       return refuse_unsupported(function, kernel_set_refusal(s).c_str());
+    // about to launch: an error the caller left pending is returned, not taken for ours
+    if (status pending = no_pending_error(); pending != status::success) return pending;
     return f(format_tag<F, Symmetric>{});
   } else {
     return refuse_unsupported(function, kernel_set_refusal(s).c_str());
@@ -47,8 +49,9 @@ status call_in_set(const char* function, const quant_spec& s, Fn& f) {
 
 //! Calls `f(format_tag<F, Symmetric>{})` for the spec's format and symmetry, on behalf of
 //! `function` (named in a refusal). T is the launcher's element type, checked against the kernel
-//! set (void: none, e.g. an fp32 accumulator); a non-integer format is always symmetric.
-template <class T, class Fn>
+//! set (void: none, e.g. an fp32 accumulator); Encodes: the launcher rounds (quantize-type), so
+//! the spec's rounding must be in the set too. A non-integer format is always symmetric.
+template <class T, bool Encodes, class Fn>
 status dispatch_format(const char* function, const quant_spec& s, Fn&& f) {
   if constexpr (!std::is_void_v<T> && !kernel_set_has(element_type_v<T>)) {
     return refuse_unsupported(function, "the element type is not in this build's kernel set "
@@ -56,8 +59,8 @@ status dispatch_format(const char* function, const quant_spec& s, Fn&& f) {
   } else {
 #define AGOQ_DISPATCH_INT(F)                                                                       \
   case F:                                                                                          \
-    return s.symmetric ? call_in_set<F, true>(function, s, f)                                      \
-                       : call_in_set<F, false>(function, s, f);
+    return s.symmetric ? call_in_set<F, true, Encodes>(function, s, f)                             \
+                       : call_in_set<F, false, Encodes>(function, s, f);
     switch (s.format) {
       AGOQ_DISPATCH_INT(format::int2)
       AGOQ_DISPATCH_INT(format::int3)
@@ -66,9 +69,9 @@ status dispatch_format(const char* function, const quant_spec& s, Fn&& f) {
       AGOQ_DISPATCH_INT(format::int6)
       AGOQ_DISPATCH_INT(format::int7)
       AGOQ_DISPATCH_INT(format::int8)
-    case format::fp8_e4m3: return call_in_set<format::fp8_e4m3, true>(function, s, f);
-    case format::fp8_e5m2: return call_in_set<format::fp8_e5m2, true>(function, s, f);
-    case format::fp4_e2m1: return call_in_set<format::fp4_e2m1, true>(function, s, f);
+    case format::fp8_e4m3: return call_in_set<format::fp8_e4m3, true, Encodes>(function, s, f);
+    case format::fp8_e5m2: return call_in_set<format::fp8_e5m2, true, Encodes>(function, s, f);
+    case format::fp4_e2m1: return call_in_set<format::fp4_e2m1, true, Encodes>(function, s, f);
     }
 #undef AGOQ_DISPATCH_INT
     return refuse(function, "spec.format is not a format");

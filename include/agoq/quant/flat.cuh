@@ -24,8 +24,8 @@
 #pragma once
 
 #include "agoq/error.hpp"
-#include "agoq/quant/kernel_set.hpp"
 #include "agoq/quant/chunk_codec.cuh"
+#include "agoq/quant/kernel_set.hpp"
 
 #include <climits>
 #include <cstdint>

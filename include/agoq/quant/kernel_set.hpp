@@ -13,8 +13,10 @@
 //!   AGOQ_KERNEL_FORMATS   bit 2 f: format f symmetric, bit 2 f + 1: asymmetric (integer formats),
 //!                         f the format's enum value (int2 = 0 ... fp4_e2m1 = 9); default all
 //!   AGOQ_KERNEL_ROUNDINGS bit 0: nearest_even, bit 1: stochastic; default both
-//!   AGOQ_KERNEL_ELEMENTS  bit 0: float, bit 1: __half, bit 2: __nv_bfloat16; default all
-//! The block size and scale kind are runtime values inside the kernels and cost no instantiation.
+//!   AGOQ_KERNEL_ELEMENTS  bit 1: __half, bit 2: __nv_bfloat16; default all (float, bit 0, is
+//!                         always in: the fp32 accumulators of the collectives need it)
+//! The block size and scale kind are runtime values inside the kernels and cost no instantiation;
+//! the rounding limits the encoding launchers (decoders do not round).
 //! The host reference (agoq::ref) is not limited by the set.
 #pragma once
 
@@ -51,8 +53,10 @@ constexpr bool kernel_set_has(rounding r) noexcept {
 }
 
 //! True when this build has kernels for element type e (the unquantized side of a launcher).
+//! float is always in: the collectives and the gradient buffer quantize and decode their fp32
+//! accumulators (and a file that never calls the float launchers instantiates nothing for it).
 constexpr bool kernel_set_has(element_type e) noexcept {
-  return (std::uint32_t(AGOQ_KERNEL_ELEMENTS) & (1u << unsigned(e))) != 0;
+  return e == element_type::f32 || (std::uint32_t(AGOQ_KERNEL_ELEMENTS) & (1u << unsigned(e))) != 0;
 }
 
 namespace detail {

@@ -157,7 +157,7 @@ status launch_quantize(const T* x, leading_dim ld, quantized_view out, std::uint
   if ((reinterpret_cast<std::uintptr_t>(seed_ptr) & 7u) != 0)
     return detail::refuse("agoq::quantize", "seed.ptr must be 8-byte aligned (a std::uint64_t)");
   const detail::quant_args a = detail::make_quant_args(x, ld.value, out, seed, seed_ptr);
-  return detail::dispatch_format<T>("agoq::quantize", out.spec, [&](auto tag) {
+  return detail::dispatch_format<T, true>("agoq::quantize", out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
@@ -187,7 +187,7 @@ status launch_dequantize(const_quantized_view in, T* y, leading_dim ld, cudaStre
     return detail::refuse("agoq::dequantize", "y must be aligned to alignof(T) (4 bytes for "
                                               "float, 2 for __half and __nv_bfloat16)");
   const detail::dequant_args a = detail::make_dequant_args(in, y, ld.value, 1.0f);
-  return detail::dispatch_format<T>("agoq::dequantize", in.spec, [&](auto tag) {
+  return detail::dispatch_format<T, false>("agoq::dequantize", in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
@@ -214,21 +214,22 @@ status launch_dequantize_accumulate(const_quantized_view in, Acc* acc, leading_d
   if (!detail::element_aligned(acc))
     return detail::refuse("agoq::dequantize_accumulate", "acc must be 4-byte aligned (fp32)");
   const detail::dequant_args a = detail::make_dequant_args(in, acc, ld.value, alpha);
-  return detail::dispatch_format<void>("agoq::dequantize_accumulate", in.spec, [&](auto tag) {
-    using tag_t = decltype(tag);
-    if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
-      if (detail::flat_layout(a))
-        return detail::launch_flat(
-            detail::flat_dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>,
-            detail::lane_elems<float>, detail::flat_tile, acc, a, stream);
-    }
-    int grid = 0, threads = 0;
-    if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
-      return s;
-    detail::dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
-        <<<grid, threads, detail::stage_bytes(detail::elem_units<float> + 2), stream>>>(acc, a);
-    return detail::launched();
-  });
+  return detail::dispatch_format<void, false>(
+      "agoq::dequantize_accumulate", in.spec, [&](auto tag) {
+        using tag_t = decltype(tag);
+        if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
+          if (detail::flat_layout(a))
+            return detail::launch_flat(
+                detail::flat_dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>,
+                detail::lane_elems<float>, detail::flat_tile, acc, a, stream);
+        }
+        int grid = 0, threads = 0;
+        if (status s = detail::launch_shape(a.g.chunks(), grid, threads); s != status::success)
+          return s;
+        detail::dequantize_accumulate_kernel<tag_t::value, tag_t::symmetric>
+            <<<grid, threads, detail::stage_bytes(detail::elem_units<float> + 2), stream>>>(acc, a);
+        return detail::launched();
+      });
 }
 
 template <class T>
@@ -248,7 +249,7 @@ status launch_accumulate_requantize(quantized_view buf, const T* x, leading_dim 
     return detail::refuse("agoq::accumulate_requantize",
                           "seed.ptr must be 8-byte aligned (a std::uint64_t)");
   const detail::quant_args a = detail::make_quant_args(x, ld.value, buf, seed, seed_ptr);
-  return detail::dispatch_format<T>("agoq::accumulate_requantize", buf.spec, [&](auto tag) {
+  return detail::dispatch_format<T, true>("agoq::accumulate_requantize", buf.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))

@@ -18,9 +18,6 @@ template <class R, class C>
 using if_view_extents = std::enable_if_t<std::is_integral_v<R> && std::is_integral_v<C>, int>;
 } // namespace detail
 
-//! The leading dimension (elements between the starts of consecutive rows, >= cols) of the
-//! unquantized side of a 2-D quantizer call, e.g.
-//! `agoq::quantize(d_x, agoq::leading_dim{ld}, view, seed, stream)`.
 //! Stochastic rounding's seed read from device memory when the kernel runs: the seed is
 //! `*ptr + offset` (ptr: device memory holding a std::uint64_t, 8-byte aligned). Captured in a
 //! CUDA graph, each replay reads the value then current, so a trainer that updates *ptr between
@@ -32,6 +29,9 @@ struct device_seed {
   std::uint64_t offset = 0;
 };
 
+//! The leading dimension (elements between the starts of consecutive rows, >= cols) of the
+//! unquantized side of a 2-D quantizer call, e.g.
+//! `agoq::quantize(d_x, agoq::leading_dim{ld}, view, seed, stream)`.
 //! A strong type so that the 1-D and 2-D overloads cannot be confused: a bare integer in a
 //! quantizer call is always a seed, never a size; a leading dimension is always spelled
 //! `leading_dim{...}` (explicit: no integer converts to it, and it converts to nothing).
