@@ -47,7 +47,7 @@ namespace agoq {
 namespace detail {
 
 template <class T>
-__global__ static void __launch_bounds__(256)
+__global__ static void __launch_bounds__(comm_elementwise_threads)
     comm_load_kernel(const T* __restrict__ x, std::int64_t n, float* __restrict__ acc) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -55,14 +55,14 @@ __global__ static void __launch_bounds__(256)
 }
 
 template <class T>
-__global__ static void __launch_bounds__(256)
+__global__ static void __launch_bounds__(comm_elementwise_threads)
     comm_add_kernel(const T* __restrict__ x, std::int64_t n, float* __restrict__ acc) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     acc[i] = __fadd_rn(acc[i], to_float(x[i]));
 }
 
-__global__ static void __launch_bounds__(256)
+__global__ static void __launch_bounds__(comm_elementwise_threads)
     comm_divide_kernel(float* __restrict__ acc, std::int64_t n, float divisor) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -70,7 +70,7 @@ __global__ static void __launch_bounds__(256)
 }
 
 template <class T>
-__global__ static void __launch_bounds__(256)
+__global__ static void __launch_bounds__(comm_elementwise_threads)
     comm_store_kernel(const float* __restrict__ acc, std::int64_t n, T* __restrict__ y) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -160,7 +160,7 @@ public:
   }
 
 private:
-  static constexpr int threads = 256;
+  static constexpr int threads = detail::comm_elementwise_threads;
   unsigned grid(std::int64_t n) const noexcept {
     const std::int64_t need = (n + threads - 1) / threads;
     const std::int64_t cap = std::int64_t(m_sms) * 8;

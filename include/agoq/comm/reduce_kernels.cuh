@@ -30,6 +30,7 @@
 #include "agoq/format/format.hpp"
 #include "agoq/quant/chunk_codec.cuh"
 #include "agoq/quant/dispatch.cuh"
+#include "agoq/quant/tuning.cuh"
 #include "agoq/quant/view.hpp"
 
 #include <cuda_bf16.h>
@@ -42,24 +43,6 @@
 
 namespace agoq {
 namespace detail {
-
-//! Launch shape of the collectives' codec kernels.
-struct comm_codec_tuning {
-  int threads = 256; //!< threads per CTA (a multiple of 32, at most the kernels' 256)
-  int trips = 4;     //!< 16-element chunks per thread: a CTA handles threads * trips * 16 elements
-};
-
-//! Settings for compute capability `cc`. Four trips make a CTA ~16 Ki elements (~50 KB of HBM
-//! traffic for bf16 in, INT8 out: ~1.5 us on an H200 SM), short enough to let NCCL in and long
-//! enough that CTA launch costs little. On an H200, 2, 8 and 16 trips measured equal or slower
-//! (bench/RESULTS.md).
-constexpr comm_codec_tuning comm_codec_tuning_for(int cc) {
-  (void)cc;
-  return comm_codec_tuning{256, 4};
-}
-
-//! Jobs of one quantize_many / dequantize_many launch (more are split into several launches).
-inline constexpr int comm_max_jobs = 16;
 
 // ---- 16 elements of T <-> 16 floats: load_raw16/to_floats and store16/pack_raw16 of
 // quant/chunk_codec.cuh, plus the warp-staged store below.
@@ -256,7 +239,7 @@ AGOQ_DEVICE void comm_sum_chunk(const comm_reduce_args& a, std::int64_t c,
 // No prefetch here: the fused sum, block statistics and encode leave no registers for one at 4
 // CTAs per SM, and at 3 CTAs per SM the prefetching version measured 8% slower.
 template <format F>
-__global__ static void __launch_bounds__(256, 4)
+__global__ static void __launch_bounds__(comm_codec_max_threads, comm_codec_min_ctas_per_sm)
     comm_reduce_quantize_kernel(const __grid_constant__ comm_reduce_args a) {
   using C = codec<F, true>;
   const std::int64_t total = a.chunks; // every lane of every block (a tail block's codes are 0)
@@ -285,7 +268,7 @@ __global__ static void __launch_bounds__(256, 4)
 }
 
 template <format F, class T>
-__global__ static void __launch_bounds__(256, 4)
+__global__ static void __launch_bounds__(comm_codec_max_threads, comm_codec_min_ctas_per_sm)
     comm_reduce_store_kernel(const __grid_constant__ comm_reduce_args a) {
   using C = codec<F, true>;
   const std::int64_t total = a.chunks;
@@ -306,7 +289,7 @@ __global__ static void __launch_bounds__(256, 4)
 // No prefetch here either: a prefetched chunk needs 8 (16-bit input) or 16 (fp32) more registers
 // than 4 CTAs per SM leave, and at 3 CTAs per SM the prefetching version measured 6% slower.
 template <format F, class T>
-__global__ static void __launch_bounds__(256, 4)
+__global__ static void __launch_bounds__(comm_codec_max_threads, comm_codec_min_ctas_per_sm)
     comm_quantize_many_kernel(const __grid_constant__ comm_quantize_jobs<T> a) {
   using C = codec<F, true>;
   const std::int64_t total = a.first[a.count];
@@ -335,7 +318,7 @@ struct comm_codes_prefetch {
 };
 
 template <format F, class T>
-__global__ static void __launch_bounds__(256, 4)
+__global__ static void __launch_bounds__(comm_codec_max_threads, comm_codec_min_ctas_per_sm)
     comm_dequantize_many_kernel(const __grid_constant__ comm_dequantize_jobs<T> a) {
   using C = codec<F, true>;
   const std::int64_t total = a.first[a.count];

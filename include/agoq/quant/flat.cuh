@@ -11,21 +11,19 @@
 //! - quantize, accumulate_requantize (flat_pairs): a lane's two groups lie in one block (the
 //!   block's lanes are neighbours in a warp and shuffle its statistics), so its statistics,
 //!   parameters, Philox calls and scale store serve 16 elements; 2-byte elements only.
-//! Measured on H200 against staged.cuh's persistent, copy-engine-fed kernels on such tensors
-//! (1 GiB of bf16, side by side; bench/RESULTS.md): quantize int8 0.93 -> 1.01 of copy,
-//! dequantize 0.91 -> 0.98, accumulate_requantize 0.91 -> 1.03, dequantize_accumulate 0.93 ->
-//! 1.00, asymmetric int4 quantize 0.51 -> 0.97, stochastic int8 quantize 0.37 -> 0.75; bit for
-//! bit the same results. The rest (strided rows, 2-D tensors whose rows are not whole blocks,
-//! unaligned starts, odd code widths, fp32 quantize) runs staged.cuh's.
-//! The per-element math is chunk_codec.cuh's on 16-element chunks (a group is a chunk whose rest is
-//! zero or dropped, which the compiler removes; a pair is one chunk). The rounding is a template
-//! parameter: with it a runtime value, the Philox code of stochastic rounding took registers
-//! from the nearest-even kernels (int8 quantize: 37 -> 45).
+//! On such tensors they are faster than staged.cuh's persistent, copy-engine-fed kernels and give
+//! the same bits (bench/HISTORY.md, runs A-D); the rest (strided rows, 2-D tensors whose rows are
+//! not whole blocks, unaligned starts, odd code widths, fp32 quantize) runs staged.cuh's.
+//! The per-element math is chunk_codec.cuh's on 16-element chunks (a group is a chunk whose rest
+//! is zero or dropped, which the compiler removes; a pair is one chunk). The rounding is a
+//! template parameter, so the nearest-even kernels carry no Philox code (and its registers).
+//! Launch settings: quant/tuning.cuh.
 #pragma once
 
 #include "agoq/error.hpp"
 #include "agoq/quant/chunk_codec.cuh"
 #include "agoq/quant/kernel_set.hpp"
+#include "agoq/quant/tuning.cuh"
 
 #include <climits>
 #include <cstdint>
@@ -34,13 +32,8 @@
 namespace agoq {
 namespace detail {
 
-inline constexpr int group_elems = 8; //!< elements per lane of 2-byte elements
 //! Elements per lane for element type T: one 16-byte access (8 of bf16/fp16, 4 of fp32).
 template <class T> inline constexpr int lane_elems = int(16 / sizeof(T));
-inline constexpr int flat_threads = 128;         //!< threads per CTA (measured: 128 > 256)
-inline constexpr int flat_groups_per_thread = 2; //!< measured: 2 > 1, 3, 4 and 8
-//! Lane groups per CTA (flat_groups; flat_pairs: per pair per thread).
-inline constexpr std::int64_t flat_tile = std::int64_t(flat_threads) * flat_groups_per_thread;
 
 //! The code widths that have flat kernels: a lane's codes are whole, aligned bytes.
 template <int Bits> inline constexpr bool flat_bits_v = Bits == 2 || Bits == 4 || Bits == 8;
@@ -66,28 +59,6 @@ status launch_flat(Kernel kernel, int elems, std::int64_t tile, P p, const Args&
   kernel<<<unsigned((groups + tile - 1) / tile), flat_threads, 0, stream>>>(p, a);
   return launched();
 }
-
-//! Pairs per thread of the quantize-type kernels (Update: accumulate_requantize). Two keep a
-//! second pair's loads in flight while the first is worked on; measured on H200 (1 GiB of
-//! bf16, side by side): asymmetric int4 quantize 0.89 -> 0.97 of copy, int4 0.97 -> 1.02,
-//! stochastic int8 0.71 -> 0.77, fp8 0.50 -> 0.55, fp4 (MX) 0.61 -> 0.66, accumulate_requantize
-//! 1.01 -> 1.03; only the nearest-even 8-bit quantize is faster with one (1.015 against 1.006).
-//! Stochastic quantize takes four, two of them in flight (flat_pairs_depth): 256 MiB / 1 GiB,
-//! int4 0.64 / 0.66 -> 0.67 / 0.68, int8 0.77 / 0.78 -> 0.80 / 0.80; the same for
-//! accumulate_requantize was slower (0.86 -> 0.82 at 256 MiB), deeper pipelines too.
-template <bool Update, format F, bool Symmetric, rounding R>
-inline constexpr int flat_pairs_per_thread =
-    !Update && R == rounding::stochastic                                     ? 4
-    : !Update && Symmetric && bits_of(F) == 8 && R == rounding::nearest_even ? 1
-                                                                             : 2;
-//! Pairs whose loads are in flight (flat_tile_loop's D).
-template <bool Update, format F, bool Symmetric, rounding R>
-inline constexpr int flat_pairs_depth =
-    !Update && R == rounding::stochastic ? 2 : flat_pairs_per_thread<Update, F, Symmetric, R>;
-//! Groups per CTA of the quantize-type kernels.
-template <bool Update, format F, bool Symmetric, rounding R>
-inline constexpr std::int64_t
-    flat_pair_tile = std::int64_t(flat_pairs_per_thread<Update, F, Symmetric, R>) * flat_tile;
 
 //! Launches the quantize-type flat kernel kernel_of(rounding constant) of a.rnd with its tile.
 template <bool Update, format F, bool Symmetric, class KernelOf, class P>

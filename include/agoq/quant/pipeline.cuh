@@ -10,6 +10,7 @@
 #pragma once
 
 #include "agoq/config.hpp"
+#include "agoq/quant/tuning.cuh"
 
 #include <cuda_runtime.h>
 
@@ -18,10 +19,6 @@
 
 namespace agoq {
 namespace detail {
-
-//! Threads per CTA of every quantizer kernel (the stage layout below, their __launch_bounds__
-//! and quant_tuning agree).
-inline constexpr int quant_threads = 256;
 
 //! Stages for a kernel staging `units` 16-byte units per thread and trip: as many as fit in
 //! 48 KiB per CTA (the limit without an opt-in attribute), between 2 and 5.
