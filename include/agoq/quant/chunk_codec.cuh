@@ -12,6 +12,7 @@
 #pragma once
 
 #include "agoq/config.hpp"
+#include "agoq/detail/ptx.cuh"
 #include "agoq/format/codec.hpp"
 #include "agoq/format/element.hpp"
 #include "agoq/format/philox.hpp"
@@ -152,12 +153,7 @@ template <class T> AGOQ_DEVICE std::uint16_t to_bits16(float v) {
 //! [to_bits16(hi) | to_bits16(lo)] in one conversion (cvt.rn.satfinite.{bf16x2,f16x2}.f32).
 template <class T> AGOQ_DEVICE std::uint32_t to_bits16x2(float lo, float hi) {
 #if AGOQ_HAS_CVT_SATFINITE()
-  std::uint32_t r;
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    asm("cvt.rn.satfinite.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  else
-    asm("cvt.rn.satfinite.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
+  return ptx::cvt_satfinite_x2<std::is_same_v<T, __nv_bfloat16>>(hi, lo);
 #else
   return std::uint32_t(to_bits16<T>(lo)) | std::uint32_t(to_bits16<T>(hi)) << 16;
 #endif

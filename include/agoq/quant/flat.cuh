@@ -182,11 +182,7 @@ AGOQ_DEVICE void flat_pairs(const block_grid& grid, scale_kind kind, Load&& load
 
 //! 0xFFFF in each 16-bit half of w that is negative, else 0: prmt's sign-replicating selectors
 //! (__byte_perm ignores the selectors' sign bits).
-AGOQ_DEVICE std::uint32_t sign_per_half(std::uint32_t w) {
-  std::uint32_t r;
-  asm("prmt.b32 %0, %1, 0, 0xBB99;" : "=r"(r) : "r"(w));
-  return r;
-}
+AGOQ_DEVICE std::uint32_t sign_per_half(std::uint32_t w) { return ptx::prmt<0xBB99>(w, 0); }
 
 //! The min/max statistics of a lane's bf16 elements (the first `valid` of a chunk's 16) as one
 //! word of two int16 order keys, [max key | ~min key], so that one SIMD max (max.s16x2 on

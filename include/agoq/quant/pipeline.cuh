@@ -10,6 +10,7 @@
 #pragma once
 
 #include "agoq/config.hpp"
+#include "agoq/detail/ptx.cuh"
 #include "agoq/quant/tuning.cuh"
 
 #include <cuda_runtime.h>
@@ -32,59 +33,7 @@ constexpr std::size_t stage_bytes(int units) {
   return std::size_t(stages_for(units)) * std::size_t(units) * 16u * quant_threads;
 }
 
-// ---- cp.async -----------------------------------------------------------------------------------
-
-//! Starts copying Bytes (4, 8 or 16; src and dst aligned to it) from global to shared memory.
-template <int Bytes> AGOQ_DEVICE void cp_async(void* dst, const void* src) {
-  static_assert(Bytes == 4 || Bytes == 8 || Bytes == 16, "cp.async copies 4, 8 or 16 bytes");
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
-  if constexpr (Bytes == 16) // .cg: streamed data bypasses L1
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(src), "n"(Bytes)
-                 : "memory");
-#else // older GPUs: a plain (blocking) copy keeps the kernels correct
-  if constexpr (Bytes == 16)
-    *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
-  else if constexpr (Bytes == 8)
-    *static_cast<uint2*>(dst) = *static_cast<const uint2*>(src);
-  else
-    *static_cast<unsigned*>(dst) = *static_cast<const unsigned*>(src);
-#endif
-}
-
-//! As cp_async<4>, copying only the first `n` (0..4) bytes and zero-filling the rest.
-AGOQ_DEVICE void cp_async4_prefix(void* dst, const void* src, int n) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src), "r"(n)
-               : "memory");
-#else
-  unsigned w = 0;
-  for (int i = 0; i < n; ++i)
-    w |= unsigned(static_cast<const std::uint8_t*>(src)[i]) << (8 * i);
-  *static_cast<unsigned*>(dst) = w;
-#endif
-}
-
-AGOQ_DEVICE void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-//! Waits until at most N of this thread's committed groups are still in flight.
-template <int N> AGOQ_DEVICE void cp_async_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-#endif
-}
-
 // ---- the stage buffer and the pipelined loop ----------------------------------------------------
-
-//! The 32-bit shared-memory address of p (what the asm operands below take).
-AGOQ_DEVICE unsigned smem_addr(const void* p) { return unsigned(__cvta_generic_to_shared(p)); }
 
 //! The dynamic shared memory of a pipelined kernel, split into one area per warp. Two uses, one
 //! after the other (a warp runs its dense trips first, then the generic loop):
@@ -127,7 +76,7 @@ template <int U, int D> struct span_copies {
   template <int Units> AGOQ_DEVICE explicit span_copies(const stage_buffer<Units>& b) {
     static_assert(D >= 2 && D * U * 32 + 2 <= stage_buffer<Units>::area_units,
                   "the spans and their barriers must fit in a warp's area");
-    spans = smem_addr(b.area());
+    spans = ptx::smem_addr(b.area());
     bars = spans + stage_buffer<Units>::area_units * 16u - 32u;
   }
   AGOQ_DEVICE uint4* span(int d) const {
@@ -140,8 +89,8 @@ template <int U, int D> struct span_copies {
     if ((threadIdx.x & 31) == 0) {
 #pragma unroll
       for (int d = 0; d < D; ++d)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bars + 8u * d) : "memory");
-      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        ptx::mbarrier_init(bars + 8u * d, 1);
+      ptx::fence_mbarrier_init();
     }
 #endif
     __syncwarp();
@@ -153,7 +102,7 @@ template <int U, int D> struct span_copies {
     if ((threadIdx.x & 31) == 0) {
 #pragma unroll
       for (int d = 0; d < D; ++d)
-        asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(bars + 8u * d) : "memory");
+        ptx::mbarrier_inval(bars + 8u * d);
     }
     __syncwarp();
 #endif
@@ -164,14 +113,8 @@ template <int U, int D> struct span_copies {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if ((threadIdx.x & 31) == 0) {
       const unsigned bar = bars + 8u * d;
-      asm volatile("{\n .reg .b64 state;\n"
-                   " mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(bar),
-                   "n"(span_bytes)
-                   : "memory");
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
-                   "%2, [%3];\n" ::"r"(spans + d * span_bytes),
-                   "l"(src), "n"(span_bytes), "r"(bar)
-                   : "memory");
+      ptx::mbarrier_arrive_expect_tx<span_bytes>(bar);
+      ptx::bulk_copy_to_shared<span_bytes>(spans + d * span_bytes, src, bar);
     }
 #else
     uint4* dst = span(d);
@@ -183,29 +126,14 @@ template <int U, int D> struct span_copies {
   //! parity = n & 1 (the barrier's n-th phase has completed).
   AGOQ_DEVICE void wait(int d, unsigned parity) const {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned done = 0;
-    do {
-      asm volatile("{\n .reg .pred p;\n"
-                   " mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                   " selp.u32 %0, 1, 0, p;\n}\n"
-                   : "=r"(done)
-                   : "r"(bars + 8u * d), "r"(parity)
-                   : "memory");
-    } while (!done);
+    while (!ptx::mbarrier_try_wait_parity(bars + 8u * d, parity)) {
+    }
 #else
     (void)d, (void)parity;
 #endif
     __syncwarp(); // the warp leaves the wait together (the shuffles that follow need it)
   }
 };
-
-//! Orders this thread's earlier shared-memory accesses before later copies by the copy engine
-//! (needed before a bulk copy overwrites a span that threads wrote with ordinary stores).
-AGOQ_DEVICE void fence_proxy_async() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
 
 //! Lane's chunk of a span: its U units, read (put) by the lane itself.
 template <int U, class Unit> AGOQ_DEVICE Unit* lane_chunk(Unit* span) {
@@ -240,19 +168,19 @@ AGOQ_DEVICE void pipelined_chunks(std::int64_t first, std::int64_t total, Issue&
 #pragma unroll
   for (int s = 0; s + 1 < Stages; ++s) {
     issue(s, first + s * stride);
-    cp_async_commit();
+    ptx::cp_async_commit();
   }
   int stage = 0;
   for (std::int64_t c = first; c - lane < total; c += stride) {
     __syncwarp();
     issue(stage == 0 ? Stages - 1 : stage - 1, c + (Stages - 1) * stride);
-    cp_async_commit();
-    cp_async_wait<Stages - 1>();
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<Stages - 1>();
     __syncwarp();
     work(stage, c);
     stage = stage + 1 == Stages ? 0 : stage + 1;
   }
-  cp_async_wait<0>();
+  ptx::cp_async_wait<0>();
 }
 
 } // namespace detail

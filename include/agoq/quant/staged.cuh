@@ -40,7 +40,7 @@ template <class T, int Units>
 AGOQ_DEVICE void fetch_elements(const stage_buffer<Units>& b, int s, int u, const T* src) {
 #pragma unroll
   for (int j = 0; j < elem_units<T>; ++j)
-    cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
+    ptx::cp_async<16>(b.unit(s, u + j), reinterpret_cast<const uint4*>(src) + j);
 }
 
 template <class T, int Units>
@@ -111,7 +111,7 @@ AGOQ_DEVICE std::int64_t dense_span_trips(const T* base, std::int64_t c0, std::i
   int d = 0;
   do {
     const std::int64_t ahead = c0 + (D - 1) * stride;
-    if constexpr (WritesSpan) fence_proxy_async();
+    if constexpr (WritesSpan) ptx::fence_proxy_async();
     __syncwarp();
     if (dense_warp(ahead, dense)) sc.copy(d == 0 ? D - 1 : d - 1, base + ahead * chunk_elems);
     sc.wait(d, parity);
@@ -165,7 +165,7 @@ template <int Bits> inline constexpr bool staged_codes = Bits == 2 || Bits == 4 
 
 template <int Bits, int Units>
 AGOQ_DEVICE void fetch_codes(const stage_buffer<Units>& b, int s, int u, const std::uint8_t* src) {
-  if constexpr (staged_codes<Bits>) cp_async<2 * Bits>(b.unit(s, u), src);
+  if constexpr (staged_codes<Bits>) ptx::cp_async<2 * Bits>(b.unit(s, u), src);
 }
 
 template <int Bits, int Units>
@@ -186,13 +186,14 @@ AGOQ_DEVICE void fetch_params(const stage_buffer<Units>& b, int s, int u, scale_
                               std::int64_t blk, std::int64_t nblocks) {
   auto* w = reinterpret_cast<std::uint32_t*>(b.unit(s, u));
   if (kind != scale_kind::e8m0) {
-    cp_async<4>(w, static_cast<const float*>(scales) + blk);
+    ptx::cp_async<4>(w, static_cast<const float*>(scales) + blk);
   } else if (scales4) {
     const std::int64_t first = blk & ~std::int64_t(3);
     const std::int64_t left = nblocks - first;
-    cp_async4_prefix(w, static_cast<const std::uint8_t*>(scales) + first, left < 4 ? int(left) : 4);
+    ptx::cp_async4_prefix(w, static_cast<const std::uint8_t*>(scales) + first,
+                          left < 4 ? int(left) : 4);
   }
-  if constexpr (!C::symmetric) cp_async<4>(w + 1, zeros + blk);
+  if constexpr (!C::symmetric) ptx::cp_async<4>(w + 1, zeros + blk);
 }
 
 template <class C, int Units>
