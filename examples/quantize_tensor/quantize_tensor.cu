@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file examples/quantize_tensor/quantize_tensor.cu
 //! agoq-quantize_tensor: quantize and dequantize one device tensor in each main format, and print
-//! the bytes it takes, the round-trip error and the kernels' GB/s.
+//! the bytes it takes, the round-trip error and the kernels' GB/s; then stochastic rounding
+//! captured in a CUDA graph with a device seed (agoq::device_seed), decoded through the
+//! type-erased entry point.
 //!
 //!   agoq-quantize_tensor [--rows N] [--cols N]        (default: a 8192 x 4096 bf16 activation)
 //!
@@ -122,6 +124,40 @@ void run_gpu(const std::vector<__nv_bfloat16>& hx, std::int64_t rows, std::int64
   }
   std::printf("\n(bytes: codes + scales (+ zero points); ratio: bf16 bytes / quantized bytes;\n"
               " GB/s: bytes read + written per second; copy moves %.0f GB/s)\n", copy_gbps);
+
+  // Stochastic rounding inside a CUDA graph: the seed is read from device memory when the kernel
+  // runs (agoq::device_seed), so each replay draws new noise once the seed changes. The decoder
+  // here is the type-erased entry point that a framework's dtype switch would call.
+  {
+    const agoq::quant_spec sr{agoq::format::int8, 128, agoq::scale_kind::fp32,
+                              agoq::rounding::stochastic};
+    const std::size_t cb = agoq::codes_bytes(sr, rows, cols);
+    device_mem codes(cb), scales(agoq::scales_bytes(sr, rows, cols)), seed(sizeof(std::uint64_t));
+    const agoq::quantized_view q{codes.p, scales.p, nullptr, rows, cols, sr};
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    AGOQ_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    AGOQ_TRY(agoq::quantize(x.as<__nv_bfloat16>(), agoq::leading_dim{cols}, q,
+                            agoq::device_seed{seed.as<std::uint64_t>()}, stream));
+    AGOQ_TRY(agoq::dequantize(agoq::const_quantized_view(q), y.p, agoq::element_type::bf16,
+                              agoq::leading_dim{cols}, stream));
+    AGOQ_CUDA_TRY(cudaStreamEndCapture(stream, &graph));
+    AGOQ_CUDA_TRY(cudaGraphInstantiate(&exec, graph, 0));
+    std::vector<std::vector<unsigned char>> replays;
+    for (std::uint64_t step : {1u, 2u}) { // a trainer would bump the seed once per step
+      AGOQ_CUDA_TRY(cudaMemcpyAsync(seed.p, &step, sizeof step, cudaMemcpyHostToDevice, stream));
+      AGOQ_CUDA_TRY(cudaGraphLaunch(exec, stream));
+      replays.emplace_back(cb);
+      AGOQ_CUDA_TRY(
+          cudaMemcpyAsync(replays.back().data(), codes.p, cb, cudaMemcpyDeviceToHost, stream));
+      AGOQ_CUDA_TRY(cudaStreamSynchronize(stream));
+    }
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < cb; ++i) differ += replays[0][i] != replays[1][i];
+    std::printf("\nint8 stochastic rounding in a CUDA graph, replayed with device seeds 1 and 2: "
+                "%.1f%% of the code bytes differ\n", 100.0 * double(differ) / double(cb));
+    cudaGraphExecDestroy(exec), cudaGraphDestroy(graph);
+  }
   cudaEventDestroy(start), cudaEventDestroy(stop), cudaStreamDestroy(stream);
 }
 
