@@ -74,6 +74,7 @@
 #include "agoq/comm/partition.hpp"
 #include "agoq/comm/transport.hpp"
 #include "agoq/error.hpp"
+#include "agoq/format/element.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -120,16 +121,6 @@ constexpr algorithm resolve_algorithm(const allreduce_config& cfg, std::int64_t 
   return cfg.algo != algorithm::auto_select
              ? cfg.algo
              : select_algorithm(std::size_t(count < 0 ? 0 : count) * size_of(type), world);
-}
-
-//! The element_type of T (float, __half, __nv_bfloat16).
-template <class T> constexpr element_type element_type_of() noexcept {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, __half>::value ||
-                    std::is_same<T, __nv_bfloat16>::value,
-                "agoq collectives take float, __half or __nv_bfloat16");
-  return std::is_same<T, float>::value    ? element_type::f32
-         : std::is_same<T, __half>::value ? element_type::f16
-                                          : element_type::bf16;
 }
 
 namespace detail {

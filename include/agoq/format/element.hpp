@@ -9,12 +9,32 @@
 #pragma once
 
 #include "agoq/config.hpp"
+#include "agoq/format/format.hpp"
 #include "agoq/format/scale.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 namespace agoq {
+namespace detail {
+
+//! True for the element types of the launchers and collectives: float, __half, __nv_bfloat16.
+template <class T>
+inline constexpr bool is_element_type_v =
+    std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+
+} // namespace detail
+
+//! The element_type of T (float, __half or __nv_bfloat16).
+template <class T> constexpr element_type element_type_of() noexcept {
+  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
+  return std::is_same_v<T, float>    ? element_type::f32
+         : std::is_same_v<T, __half> ? element_type::f16
+                                     : element_type::bf16;
+}
+
 namespace detail {
 
 AGOQ_HOST_DEVICE float to_float(float x) { return x; }
@@ -33,7 +53,7 @@ template <> AGOQ_HOST_DEVICE __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
 //! and +-Inf itself, give +-max; NaN stays NaN), as cvt.rn.satfinite does on the device
 //! (sm_80+). To float: x itself (decoded values are already finite: codec.hpp's decode).
 //! cvt.rn.satfinite to f16/bf16: sm_80+ and PTX ISA 8.1 (CUDA 12.1+); else the emulation below.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 &&                                             \
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 &&                                              \
     (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 1))
 #define AGOQ_HAS_CVT_SATFINITE() 1
 #else
@@ -50,7 +70,7 @@ template <> AGOQ_HOST_DEVICE __half to_output<__half>(float x) {
 #else
   const __half h = __float2half_rn(x);
   if (is_nan(x) || (__half_as_ushort(h) & 0x7FFFu) != 0x7C00u) return h; // not +-Inf
-  return __ushort_as_half(x > 0.0f ? 0x7BFFu : 0xFBFFu);                  // +-65504
+  return __ushort_as_half(x > 0.0f ? 0x7BFFu : 0xFBFFu);                 // +-65504
 #endif
 }
 template <> AGOQ_HOST_DEVICE __nv_bfloat16 to_output<__nv_bfloat16>(float x) {
@@ -61,7 +81,7 @@ template <> AGOQ_HOST_DEVICE __nv_bfloat16 to_output<__nv_bfloat16>(float x) {
 #else
   const __nv_bfloat16 b = __float2bfloat16_rn(x);
   if (is_nan(x) || (__bfloat16_as_ushort(b) & 0x7FFFu) != 0x7F80u) return b; // not +-Inf
-  return __ushort_as_bfloat16(x > 0.0f ? 0x7F7Fu : 0xFF7Fu);                  // +-3.3895e38
+  return __ushort_as_bfloat16(x > 0.0f ? 0x7F7Fu : 0xFF7Fu);                 // +-3.3895e38
 #endif
 }
 

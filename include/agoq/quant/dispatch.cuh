@@ -9,6 +9,7 @@
 #pragma once
 
 #include "agoq/error.hpp"
+#include "agoq/format/element.hpp"
 #include "agoq/format/format.hpp"
 #include "agoq/quant/kernel_set.hpp"
 
@@ -26,11 +27,19 @@ template <format F, bool Symmetric> struct format_tag {
   static constexpr bool symmetric = Symmetric;
 };
 
-//! The element_type of T (float, __half or __nv_bfloat16).
-template <class T>
-inline constexpr element_type element_type_v = std::is_same_v<T, float>    ? element_type::f32
-                                               : std::is_same_v<T, __half> ? element_type::f16
-                                                                           : element_type::bf16;
+//! The refusal of an element type outside the build's kernel set.
+inline status element_not_in_set(const char* function) {
+  return refuse_unsupported(function, "the element type is not in this build's kernel set "
+                                      "(AGOQ_ELEMENT_TYPES)");
+}
+
+//! True for void (no element type: an fp32 accumulator) and for element types of the set.
+template <class T> constexpr bool element_in_set() noexcept {
+  if constexpr (std::is_void_v<T>)
+    return true;
+  else
+    return kernel_set_has(element_type_of<T>());
+}
 
 //! f(format_tag<F, Symmetric>{}) when the kernel set holds (F, Symmetric) and s.rounding, else
 //! the refusal; kernels outside the set are never instantiated.
@@ -53,9 +62,8 @@ status call_in_set(const char* function, const quant_spec& s, Fn& f) {
 //! the spec's rounding must be in the set too. A non-integer format is always symmetric.
 template <class T, bool Encodes, class Fn>
 status dispatch_format(const char* function, const quant_spec& s, Fn&& f) {
-  if constexpr (!std::is_void_v<T> && !kernel_set_has(element_type_v<T>)) {
-    return refuse_unsupported(function, "the element type is not in this build's kernel set "
-                                        "(AGOQ_ELEMENT_TYPES)");
+  if constexpr (!element_in_set<T>()) {
+    return element_not_in_set(function);
   } else {
 #define AGOQ_DISPATCH_INT(F)                                                                       \
   case F:                                                                                          \

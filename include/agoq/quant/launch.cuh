@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file quant/launch.cuh
-//! The quantizer launchers' implementation (quant/quantize.cuh is their public face): argument
-//! checks, the kernels' arguments and launch shapes, and the dispatch to the flat (flat.cuh) and
-//! staged (staged.cuh) kernel families. Header-only builds include it through quantize.cuh; in
-//! the compiled mode (agoq::kernels) only the library's sources do, and consumers link its
-//! explicit instantiations.
+//! The quantizer launchers' implementation (quant/quantize.cuh is their public face, which also
+//! refuses an element type outside the kernel set, so the dispatch here checks the spec only):
+//! argument checks, the kernels' arguments and launch shapes, and the dispatch to the flat
+//! (flat.cuh) and staged (staged.cuh) kernel families. Header-only builds include it through
+//! quantize.cuh; in the compiled mode (agoq::kernels) only the library's sources do, and consumers
+//! link its explicit instantiations.
 #pragma once
 
 #include "agoq/detail/device.cuh"
@@ -157,7 +158,7 @@ status launch_quantize(const T* x, leading_dim ld, quantized_view out, std::uint
   if ((reinterpret_cast<std::uintptr_t>(seed_ptr) & 7u) != 0)
     return detail::refuse("agoq::quantize", "seed.ptr must be 8-byte aligned (a std::uint64_t)");
   const detail::quant_args a = detail::make_quant_args(x, ld.value, out, seed, seed_ptr);
-  return detail::dispatch_format<T, true>("agoq::quantize", out.spec, [&](auto tag) {
+  return detail::dispatch_format<void, true>("agoq::quantize", out.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
@@ -187,7 +188,7 @@ status launch_dequantize(const_quantized_view in, T* y, leading_dim ld, cudaStre
     return detail::refuse("agoq::dequantize", "y must be aligned to alignof(T) (4 bytes for "
                                               "float, 2 for __half and __nv_bfloat16)");
   const detail::dequant_args a = detail::make_dequant_args(in, y, ld.value, 1.0f);
-  return detail::dispatch_format<T, false>("agoq::dequantize", in.spec, [&](auto tag) {
+  return detail::dispatch_format<void, false>("agoq::dequantize", in.spec, [&](auto tag) {
     using tag_t = decltype(tag);
     if constexpr (detail::flat_bits_v<bits_of(tag_t::value)>) {
       if (detail::flat_layout(a))
@@ -249,24 +250,26 @@ status launch_accumulate_requantize(quantized_view buf, const T* x, leading_dim 
     return detail::refuse("agoq::accumulate_requantize",
                           "seed.ptr must be 8-byte aligned (a std::uint64_t)");
   const detail::quant_args a = detail::make_quant_args(x, ld.value, buf, seed, seed_ptr);
-  return detail::dispatch_format<T, true>("agoq::accumulate_requantize", buf.spec, [&](auto tag) {
-    using tag_t = decltype(tag);
-    if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
-      if (detail::flat_layout(a))
-        return detail::launch_flat_pairs<true, tag_t::value, tag_t::symmetric>(
-            [](auto r) {
-              return detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T,
-                                                               decltype(r)::value>;
-            },
-            x, a, stream);
-    }
-    int grid = 0, threads = 0;
-    if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true); s != status::success)
-      return s;
-    detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
-        <<<grid, threads, detail::stage_bytes(detail::elem_units<T> + 2), stream>>>(x, a);
-    return detail::launched();
-  });
+  return detail::dispatch_format<void, true>(
+      "agoq::accumulate_requantize", buf.spec, [&](auto tag) {
+        using tag_t = decltype(tag);
+        if constexpr (detail::has_flat_kernel_v<T, bits_of(tag_t::value)>) {
+          if (detail::flat_layout(a))
+            return detail::launch_flat_pairs<true, tag_t::value, tag_t::symmetric>(
+                [](auto r) {
+                  return detail::flat_accumulate_requantize_kernel<tag_t::value, tag_t::symmetric,
+                                                                   T, decltype(r)::value>;
+                },
+                x, a, stream);
+        }
+        int grid = 0, threads = 0;
+        if (status s = detail::launch_shape(a.g.chunks(), grid, threads, true);
+            s != status::success)
+          return s;
+        detail::accumulate_requantize_kernel<tag_t::value, tag_t::symmetric, T>
+            <<<grid, threads, detail::stage_bytes(detail::elem_units<T> + 2), stream>>>(x, a);
+        return detail::launched();
+      });
 }
 
 } // namespace detail

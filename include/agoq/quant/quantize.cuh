@@ -46,16 +46,6 @@
 namespace agoq {
 namespace detail {
 
-template <class T>
-inline constexpr bool is_element_type_v =
-    std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
-
-//! The refusal of an element type outside the build's kernel set.
-inline status not_in_set(const char* function) {
-  return refuse_unsupported(function, "the element type is not in this build's kernel set "
-                                      "(AGOQ_ELEMENT_TYPES)");
-}
-
 //! Calls fn(T{}) -- a value of the element type, as a tag -- for `t`, on behalf of `function`.
 template <class Fn> status with_element(const char* function, element_type t, Fn&& fn) {
   switch (t) {
@@ -80,6 +70,29 @@ template <class T>
 status launch_accumulate_requantize(quantized_view buf, const T* x, leading_dim ld,
                                     std::uint64_t seed, const std::uint64_t* seed_ptr,
                                     cudaStream_t stream);
+
+//! The public quantize / accumulate_requantize (host or device seed) after their own checks:
+//! the element type against the kernel set, then the launcher (a link-time symbol of
+//! agoq::kernels in the compiled mode, so a type outside the set is never referenced).
+template <class T>
+status quantize_front(const T* x, leading_dim ld, quantized_view out, std::uint64_t seed,
+                      const std::uint64_t* seed_ptr, cudaStream_t stream) {
+  static_assert(is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
+  if constexpr (!kernel_set_has(element_type_of<T>()))
+    return element_not_in_set("agoq::quantize");
+  else
+    return launch_quantize(x, ld, out, seed, seed_ptr, stream);
+}
+template <class T>
+status accumulate_requantize_front(quantized_view buf, const T* x, leading_dim ld,
+                                   std::uint64_t seed, const std::uint64_t* seed_ptr,
+                                   cudaStream_t stream) {
+  static_assert(is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
+  if constexpr (!kernel_set_has(element_type_of<T>()))
+    return element_not_in_set("agoq::accumulate_requantize");
+  else
+    return launch_accumulate_requantize(buf, x, ld, seed, seed_ptr, stream);
+}
 
 } // namespace detail
 } // namespace agoq
@@ -128,11 +141,7 @@ inline namespace v0_1 {
 template <class T>
 [[nodiscard]] status quantize(const T* x, leading_dim ld, quantized_view out, std::uint64_t seed,
                               cudaStream_t stream) {
-  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
-  if constexpr (!kernel_set_has(detail::element_type_v<T>))
-    return detail::not_in_set("agoq::quantize");
-  else
-    return detail::launch_quantize(x, ld, out, seed, nullptr, stream);
+  return detail::quantize_front(x, ld, out, seed, nullptr, stream);
 }
 
 //! 1-D form: `out.cols` contiguous elements (out.rows must be 1).
@@ -149,12 +158,8 @@ template <class T>
 template <class T>
 [[nodiscard]] status quantize(const T* x, leading_dim ld, quantized_view out, device_seed seed,
                               cudaStream_t stream) {
-  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
   if (seed.ptr == nullptr) return detail::refuse("agoq::quantize", "seed.ptr must not be null");
-  if constexpr (!kernel_set_has(detail::element_type_v<T>))
-    return detail::not_in_set("agoq::quantize");
-  else
-    return detail::launch_quantize(x, ld, out, seed.offset, seed.ptr, stream);
+  return detail::quantize_front(x, ld, out, seed.offset, seed.ptr, stream);
 }
 
 //! 1-D form with a device seed.
@@ -174,8 +179,8 @@ template <class T>
 [[nodiscard]] status dequantize(const_quantized_view in, T* y, leading_dim ld,
                                 cudaStream_t stream) {
   static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
-  if constexpr (!kernel_set_has(detail::element_type_v<T>))
-    return detail::not_in_set("agoq::dequantize");
+  if constexpr (!kernel_set_has(element_type_of<T>()))
+    return detail::element_not_in_set("agoq::dequantize");
   else
     return detail::launch_dequantize(in, y, ld, stream);
 }
@@ -223,11 +228,7 @@ status dequantize_accumulate(const_quantized_view in, Acc* acc, I alpha_or_ld,
 template <class T>
 [[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, leading_dim ld,
                                            std::uint64_t seed, cudaStream_t stream) {
-  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
-  if constexpr (!kernel_set_has(detail::element_type_v<T>))
-    return detail::not_in_set("agoq::accumulate_requantize");
-  else
-    return detail::launch_accumulate_requantize(buf, x, ld, seed, nullptr, stream);
+  return detail::accumulate_requantize_front(buf, x, ld, seed, nullptr, stream);
 }
 
 //! 1-D form of accumulate_requantize (buf.rows must be 1).
@@ -243,13 +244,9 @@ template <class T>
 template <class T>
 [[nodiscard]] status accumulate_requantize(quantized_view buf, const T* x, leading_dim ld,
                                            device_seed seed, cudaStream_t stream) {
-  static_assert(detail::is_element_type_v<T>, "T must be float, __half or __nv_bfloat16");
   if (seed.ptr == nullptr)
     return detail::refuse("agoq::accumulate_requantize", "seed.ptr must not be null");
-  if constexpr (!kernel_set_has(detail::element_type_v<T>))
-    return detail::not_in_set("agoq::accumulate_requantize");
-  else
-    return detail::launch_accumulate_requantize(buf, x, ld, seed.offset, seed.ptr, stream);
+  return detail::accumulate_requantize_front(buf, x, ld, seed.offset, seed.ptr, stream);
 }
 
 //! 1-D form with a device seed.
